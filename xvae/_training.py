@@ -1,0 +1,247 @@
+"""The backend-neutral training loop. Backends only compile steps; the loop lives here, once.
+
+The order of random draws is part of the contract (DESIGN §1): per epoch, from the model's
+generator, (1) the permutation if `shuffle`; (2) the dynamic binarization of all n examples
+(in permuted order) if `binarize="dynamic"`; (3) the reparameterisation noise, float32 of
+shape (n, latents), in permuted order. The arrays do not depend on `steps_per_call`, so
+fused execution never changes the numbers.
+
+Batches are views of the epoch arrays (no per-step copies); K consecutive batches are one
+reshape. The last partial batch is padded to the batch size and masked, so a run compiles
+one step shape and the masked mean equals the unpadded mean.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xvae import datasets
+from xvae._errors import ConfigError, TrainingDivergedError
+from xvae.backend import Batch, Program
+from xvae.history import History
+
+if TYPE_CHECKING:
+    from xvae.models import Model
+
+__all__ = ["EpochData", "draw_epoch", "batches", "run_epoch", "evaluate_batches"]
+
+#: Calls between host syncs: metrics stay on the device in between, so steps queue up.
+SYNC_EVERY = 32
+
+
+@dataclass
+class EpochData:
+    """One epoch's arrays, already permuted, binarized and with noise drawn."""
+
+    x: NDArray[np.float32]
+    y: NDArray[Any] | None
+    noise: NDArray[np.float32] | None
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+
+def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, rng: np.random.Generator | None,
+               shuffle: bool, binarize: str | None, latents: int | None) -> EpochData:
+    """Draw (1) order, (2) dynamic binarization, (3) noise from `rng`, in that order."""
+    order = rng.permutation(len(x)) if shuffle and rng is not None else None
+    if order is not None:
+        x = x[order]
+        y = None if y is None else y[order]
+    if binarize == "dynamic":
+        x = datasets.binarize(x, "dynamic", rng)
+    elif binarize == "static":
+        x = datasets.binarize(x, "static")
+    noise = None
+    if latents is not None:
+        noise = rng.standard_normal((len(x), latents), dtype=np.float32)  # type: ignore[union-attr]
+    return EpochData(x, y, noise)
+
+
+def _pad(a: NDArray[Any], size: int) -> NDArray[Any]:
+    out = np.zeros((size, *a.shape[1:]), dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def batches(data: EpochData, batch_size: int, steps_per_call: int, beta: float | None
+            ) -> Iterator[tuple[Batch, NDArray[np.float32]]]:
+    """Yield (batch, rows): stacked groups of K full batches, then single ones, then the padded tail.
+
+    `rows` holds the real rows per step (shape (K,) for a group, () for a single step).
+    """
+    bs, k, n = batch_size, steps_per_call, data.n
+    full = n // bs
+    arrays = {"x": data.x, "y": data.y, "noise": data.noise}
+    arrays = {name: a for name, a in arrays.items() if a is not None}
+    extra = {} if beta is None else {"beta": np.float32(beta)}
+    ones = np.ones(bs, np.float32)
+    groups = full // k if k > 1 else 0
+    for g in range(groups):
+        lo, hi = g * k * bs, (g + 1) * k * bs
+        batch = {name: a[lo:hi].reshape(k, bs, *a.shape[1:]) for name, a in arrays.items()}
+        batch["mask"] = np.broadcast_to(ones, (k, bs))
+        yield {**batch, **extra}, np.full(k, bs, np.float32)
+    for b in range(groups * k, full):
+        batch = {name: a[b * bs:(b + 1) * bs] for name, a in arrays.items()}
+        yield {**batch, "mask": ones, **extra}, np.float32(bs)
+    tail = n - full * bs
+    if tail:
+        batch = {name: _pad(a[full * bs:], bs) for name, a in arrays.items()}
+        yield {**batch, "mask": _pad(ones[:tail], bs), **extra}, np.float32(tail)
+
+
+class _Accumulator:
+    """Epoch means weighted by real rows; finds the exact step of a non-finite loss."""
+
+    def __init__(self, program: Program, epoch: int, first_step: int) -> None:
+        self.program, self.epoch, self.step = program, epoch, first_step
+        self.pending: list[tuple[Any, NDArray[np.float32]]] = []
+        self.sums: dict[str, float] = {}
+        self.rows = 0.0
+        self.last_finite: float | None = None
+
+    def add(self, metrics: Any, rows: NDArray[np.float32]) -> None:
+        self.pending.append((metrics, rows))
+        if len(self.pending) >= SYNC_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        for metrics, rows in self.pending:
+            host = self.program.to_numpy(metrics)
+            losses = np.atleast_1d(host["loss"])
+            bad = np.flatnonzero(~np.isfinite(losses))
+            if bad.size:
+                step = self.step + int(bad[0]) + 1
+                if bad[0] > 0:
+                    self.last_finite = float(losses[bad[0] - 1])
+                raise TrainingDivergedError(
+                    f"Training diverged: the loss became {losses[bad[0]]} at step {step} "
+                    f"(epoch {self.epoch}); the last finite loss was {self.last_finite}. "
+                    "Lower the learning rate, check the inputs' scale, or use a KL warm-up (beta=).",
+                    step=step, epoch=self.epoch, last_finite_loss=self.last_finite)
+            self.last_finite = float(losses[-1])
+            r = np.atleast_1d(rows).astype(np.float64)
+            for name, value in host.items():
+                self.sums[name] = self.sums.get(name, 0.0) + float(np.sum(np.atleast_1d(value) * r))
+            self.rows += float(r.sum())
+            self.step += len(r)
+        self.pending.clear()
+
+    def means(self) -> dict[str, float]:
+        self.flush()
+        return {name: total / self.rows for name, total in self.sums.items()}
+
+
+def run_epoch(program: Program, data: EpochData, *, batch_size: int, steps_per_call: int,
+              beta: float | None, epoch: int, first_step: int,
+              on_progress: Callable[[int, dict[str, float] | None], None] | None = None
+              ) -> tuple[dict[str, float], int]:
+    """Train one epoch; returns (weighted epoch means, steps taken)."""
+    acc = _Accumulator(program, epoch, first_step)
+    calls = 0
+    for batch, rows in batches(data, batch_size, steps_per_call, beta):
+        if np.ndim(rows):
+            acc.add(program.train_steps(batch), rows)
+        else:
+            acc.add(program.train_step(batch), rows)
+        calls += 1
+        if on_progress is not None:
+            on_progress(int(np.size(rows)), None)
+    logs = acc.means()
+    return logs, acc.step - first_step
+
+
+def evaluate_batches(program: Program, data: EpochData, batch_size: int, beta: float | None) -> dict[str, float]:
+    """Weighted means of eval_step over all batches (no update)."""
+    acc = _Accumulator(program, 0, 0)
+    for batch, rows in batches(data, batch_size, 1, beta):
+        acc.add(program.eval_step(batch), rows)
+    return acc.means()
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, optimizer: Any,
+        seed: int | None, shuffle: bool, binarize: str | None, validation_data: Any,
+        progress: bool, steps_per_call: int, beta: float | Callable[[int], float] | None,
+        callbacks: Sequence[Any], resume: bool) -> History:
+    """The loop behind `Model.fit` (see there for the arguments)."""
+    from xvae import _validate as v
+
+    x, y = model._check_xy(x, y)
+    epochs = v.positive_int(epochs, "epochs") if not (resume and epochs == 0) else 0
+    requested = v.positive_int(batch_size, "batch_size")
+    bs = min(requested, len(x))
+    if requested > len(x):
+        warnings.warn(f"batch_size={requested} is larger than the data ({len(x)} examples); "
+                      f"using batch_size={len(x)}.", stacklevel=4)
+    k = v.positive_int(steps_per_call, "steps_per_call")
+    v.choice(binarize, "binarize", (None, "static", "dynamic"))
+    val = None
+    if validation_data is not None:
+        vx, vy = validation_data if isinstance(validation_data, tuple) else (validation_data, None)
+        val = model._check_xy(vx, vy, name="validation_data")
+    model._prepare_training(optimizer)
+    if seed is not None:
+        model.rng = np.random.default_rng(seed)
+    first_epoch = model.epoch
+    last_epoch = epochs if resume else model.epoch + epochs
+    if resume and epochs < model.epoch:
+        raise ConfigError(f"With resume=True, epochs is the total ({model.epoch} already done). "
+                          f"Received: epochs={epochs}; pass epochs > {model.epoch} to train more.")
+    history = History(params={"epochs": last_epoch, "initial_epoch": first_epoch,
+                              "batch_size": bs, "steps": steps_per_epoch(len(x), bs),
+                              "backend": model.backend})
+    model.stop_training = False
+    latents = model._latents
+    for cb in callbacks:
+        cb.on_train_begin(model)
+    bar = _progress_bar(progress, steps_per_epoch(len(x), bs))
+    try:
+        for epoch in range(first_epoch + 1, last_epoch + 1):
+            beta_now = model._beta_for(beta, epoch)
+            data = draw_epoch(x, y, rng=model.rng, shuffle=shuffle, binarize=binarize, latents=latents)
+            if bar is not None:
+                bar.reset()
+                bar.set_description(f"epoch {epoch}/{last_epoch}")
+            logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=k,
+                                    beta=beta_now, epoch=epoch, first_step=model.step,
+                                    on_progress=(lambda s, _: bar.update(s)) if bar else None)
+            model.step += steps
+            model.epoch = epoch
+            if val is not None:
+                vdata = draw_epoch(val[0], val[1], rng=np.random.default_rng(0), shuffle=False,
+                                   binarize=binarize, latents=latents)
+                logs.update({f"val_{k_}": v_ for k_, v_ in
+                             evaluate_batches(model._program, vdata, bs, beta_now).items()})
+            history.append(epoch, logs)
+            if bar is not None:
+                bar.set_postfix({k_: f"{v_:.4g}" for k_, v_ in logs.items()}, refresh=True)
+            for cb in callbacks:
+                cb.on_epoch_end(model, epoch, logs)
+            if model.stop_training:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    for cb in callbacks:
+        cb.on_train_end(model)
+    return history
+
+
+def _progress_bar(enabled: bool, total: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", leave=True, dynamic_ncols=True)

@@ -1,0 +1,130 @@
+"""THE SEAM: what a backend plugin implements. Framework-free; this file is the contract.
+
+Everything that crosses it is NumPy plus strings. The core owns every random draw (init,
+order, binarization, noise) and hands them over as arrays, so a backend is a pure compiled
+step of (weights, optimizer state, batch). A plugin subclasses `Backend` and `Program` once.
+
+Batch keys (host NumPy, one fixed batch shape per run; the last partial batch is padded):
+    "x"     float32 (B, input_dim)
+    "y"     classifier only: float32 (B,) 0/1 labels (outputs=1) or int32 (B,) class ids
+    "noise" VAE only: float32 (B, latents), the reparameterisation eps: z = mean + exp(logvar/2)*eps
+    "mask"  float32 (B,): 1.0 for real rows, 0.0 for padding
+    "beta"  VAE only: float32 scalar, the KL weight (an input, so a schedule never recompiles)
+Metrics: the loss spec's `metrics` names ("loss", "reconstruction", "kl" / "loss",
+"accuracy"), each the masked mean over the batch: sum(mask * per_example) / sum(mask).
+`train_steps` takes the same keys with a leading K axis (K steps in one compiled call) and
+returns metrics with a leading K axis; K steps fused give the numbers of K single steps.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xvae._specs import ModelSpec
+from xvae.losses import LossSpec
+from xvae.optim import OptimizerSpec
+
+__all__ = [
+    "Weights",
+    "OptState",
+    "Batch",
+    "Metrics",
+    "CompileOptions",
+    "Backend",
+    "Program",
+    "FUNCTIONS",
+]
+
+Weights = dict[str, NDArray[np.float32]]
+OptState = dict[str, NDArray[np.float32]]
+Batch = Mapping[str, NDArray[Any]]
+Metrics = Mapping[str, Any]
+
+#: The inference functions `Program.run` offers, per model kind: inputs -> outputs.
+#: "encode": x -> mean, logvar; "decode": z -> logits; "classify": x -> logits.
+FUNCTIONS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "vae": {"encode": (("x",), ("mean", "logvar")), "decode": (("z",), ("logits",))},
+    "classifier": {"classify": (("x",), ("logits",))},
+}
+
+Precision = Literal["highest", "fast"]
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """How a backend compiles. `precision="highest"` pins full float32 matmuls (no TF32/bf16).
+
+    jit: compile the steps (jax.jit / tf.function / torch.compile where it pays off).
+    xla: TensorFlow only: tf.function(jit_compile=True).
+    device: a framework device string ("cpu", "cuda:0", "gpu"); None picks the best one.
+    """
+
+    jit: bool = True
+    xla: bool = True
+    precision: Precision = "highest"
+    device: str | None = None
+
+
+class Backend(abc.ABC):
+    """One framework. Built once per process by `xvae.backends.get`."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def info(self) -> dict[str, str]:
+        """{"version": framework version, "device": the device steps run on}."""
+
+    @abc.abstractmethod
+    def compile(
+        self,
+        spec: ModelSpec,
+        loss: LossSpec,
+        optimizer: OptimizerSpec | None,
+        options: CompileOptions,
+    ) -> Program:
+        """Build the model's program. optimizer=None: inference and eval only."""
+
+
+class Program(abc.ABC):
+    """One model in one framework; owns its device-resident weights and optimizer state."""
+
+    @abc.abstractmethod
+    def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
+        """Load canonical weights (and optimizer state; None = fresh zeros). Bit-exact."""
+
+    @abc.abstractmethod
+    def get_state(self) -> tuple[Weights, OptState]:
+        """Canonical float32 NumPy copies; OptState is {} without an optimizer. Bit-exact."""
+
+    @abc.abstractmethod
+    def run(self, fn: str, **inputs: NDArray[Any]) -> dict[str, NDArray[np.float32]]:
+        """An inference function of FUNCTIONS[kind] on host arrays; returns host arrays."""
+
+    @abc.abstractmethod
+    def train_step(self, batch: Batch) -> Metrics:
+        """One compiled optimizer step; updates the state; metrics stay on device."""
+
+    @abc.abstractmethod
+    def train_steps(self, batches: Batch) -> Metrics:
+        """K optimizer steps in one compiled call (leading K axis in and out)."""
+
+    @abc.abstractmethod
+    def apply_gradients(self, grads: Weights) -> None:
+        """One optimizer update from given canonical gradients (conformance: same grads in)."""
+
+    @abc.abstractmethod
+    def eval_step(self, batch: Batch) -> Metrics:
+        """The step's metrics without an update."""
+
+    @abc.abstractmethod
+    def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
+        """Metrics and canonical gradients of the masked-mean loss (for conformance)."""
+
+    @abc.abstractmethod
+    def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
+        """Pull metrics to the host: the only host sync the core asks for."""

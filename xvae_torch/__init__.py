@@ -1,0 +1,1 @@
+"""PyTorch backend for xvae. Import-light: torch is imported only by `_backend`."""
