@@ -26,7 +26,6 @@ import hashlib
 import math
 import os
 import tempfile
-import urllib.request
 import zlib
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -286,6 +285,8 @@ def _parse_idx(payload: bytes, magic: int, label: str) -> np.ndarray:
 
 def _fetch(url: str, dest: Path, name: str, progress: bool) -> np.ndarray:
     """Download `url` to a temporary file beside `dest`, verify it, then rename it in."""
+    import urllib.request  # lazy: pulls in http.client and ssl
+
     tmp: str | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
