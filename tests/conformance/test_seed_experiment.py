@@ -7,16 +7,12 @@ written JAX loop stays at the majority class), while xvae's BCE from logits keep
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MNIST = Path(os.environ.get("XVAE_TEST_MNIST_DIR", ROOT.parent / "shared" / "data" / "mnist"))
-if not (MNIST / "t10k-images-idx3-ubyte.gz").exists():
-    pytest.skip(f"the MNIST test set is not at {MNIST} (set XVAE_TEST_MNIST_DIR)", allow_module_level=True)
 
 
 def _example():
@@ -30,8 +26,8 @@ EXAMPLE = _example()
 
 
 @pytest.fixture(scope="module")
-def setup():
-    x, y = EXAMPLE.load_data(str(MNIST))
+def setup(mnist_dir):
+    x, y = EXAMPLE.load_data(str(mnist_dir))
     w = EXAMPLE.initial_weights()
     return x, y, w, EXAMPLE.run_xvae("numpy", x, y, w)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +14,6 @@ from xvae import DataError, datasets
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 T10K = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
-
-@pytest.fixture(scope="module")
-def mnist_dir() -> Path:
-    """The shared MNIST test files: $XVAE_TEST_MNIST_DIR, else <repo>/../shared/data/mnist."""
-    default = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
-    folder = Path(os.environ.get("XVAE_TEST_MNIST_DIR") or default)
-    if not all((folder / f).is_file() for f in T10K):
-        pytest.skip(f"MNIST test files not found in {folder} (set XVAE_TEST_MNIST_DIR)")
-    return folder
 
 
 def idx_gz(path: Path, magic: int, dims: tuple[int, ...], payload: bytes | None = None) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import socket
 import threading
@@ -18,15 +17,6 @@ from xvae import DataError, datasets
 
 T10K = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
-
-@pytest.fixture(scope="module")
-def mnist_dir() -> Path:
-    """The shared MNIST test files: $XVAE_TEST_MNIST_DIR, else <repo>/../shared/data/mnist."""
-    default = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
-    folder = Path(os.environ.get("XVAE_TEST_MNIST_DIR") or default)
-    if not all((folder / f).is_file() for f in T10K):
-        pytest.skip(f"MNIST test files not found in {folder} (set XVAE_TEST_MNIST_DIR)")
-    return folder
 
 
 class Server:
