@@ -53,7 +53,7 @@ def _hidden(owner: str, value: Any) -> tuple[int, ...]:
 
 
 def _activation(owner: str, value: Any) -> str:
-    if value not in ACTIVATIONS:
+    if not isinstance(value, str) or value not in ACTIVATIONS:
         raise SpecError(
             f"{owner}.activation must be one of {', '.join(ACTIVATIONS)}. "
             f"Received: activation={value!r}"
@@ -67,6 +67,12 @@ class _Spec:
     kind: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON-ready data, tagged with its "kind".
+
+        Returns:
+            A dict of the fields (tuples as lists, nested specs as dicts) plus "kind";
+            `spec_from_dict` rebuilds an equal spec from it.
+        """
         out: dict[str, Any] = {"kind": self.kind}
         for name in self.__dataclass_fields__:  # type: ignore[attr-defined]
             value = getattr(self, name)
@@ -74,6 +80,7 @@ class _Spec:
         return out
 
     def to_json(self) -> str:
+        """`to_dict()` as a JSON string with sorted keys; `spec_from_json` rebuilds the spec."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
@@ -83,7 +90,18 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class EncoderSpec(_Spec):
-    """x (n, input_dim) -> hidden MLP -> two linear heads: mean and logvar, each (n, latents)."""
+    """x (n, input_dim) -> hidden MLP -> two linear heads: mean and logvar, each (n, latents).
+
+    Attributes:
+        input_dim: width of the input rows x, a positive int.
+        latents: width of z, a positive int; both heads are (n, latents) float32.
+        hidden: widths of the hidden layers, e.g. (500,); () for none.
+        activation: hidden-layer activation, one of `ACTIVATIONS` ("relu" by default).
+
+    Examples:
+        >>> EncoderSpec(input_dim=784, latents=20, hidden=(500,)).to_dict()["hidden"]
+        [500]
+    """
 
     kind: ClassVar[str] = "encoder"
     input_dim: int
@@ -100,7 +118,16 @@ class EncoderSpec(_Spec):
 
 @dataclass(frozen=True)
 class DecoderSpec(_Spec):
-    """z (n, latents) -> hidden MLP -> linear output: Bernoulli logits (n, output_dim)."""
+    """z (n, latents) -> hidden MLP -> linear output: Bernoulli logits (n, output_dim).
+
+    Attributes:
+        latents: width of z, a positive int.
+        output_dim: width of the reconstruction (the encoder's input_dim in a VAE).
+        hidden: widths of the hidden layers, e.g. (500,); () for none.
+        activation: hidden-layer activation, one of `ACTIVATIONS` ("relu" by default).
+        likelihood: "bernoulli", the only one: the output layer emits logits, float32
+            (n, output_dim), and the loss is the stable binary cross-entropy on them.
+    """
 
     kind: ClassVar[str] = "decoder"
     latents: int
@@ -128,7 +155,21 @@ class VAESpec(_Spec):
     Either pass `encoder=` and `decoder=`, or the shorthand `input_dim=, hidden=, latents=`
     (and `activation=`), which mirrors the encoder's hidden widths in the decoder.
 
-    Example:
+    Args:
+        encoder: an `EncoderSpec` (or its `to_dict()`).
+        decoder: a `DecoderSpec` (or its `to_dict()`); its latents and output_dim must match
+            the encoder's latents and input_dim.
+        beta: the KL weight, a number >= 0 (1.0: the ELBO).
+        input_dim: shorthand: the input width.
+        hidden: shorthand: encoder hidden widths; the decoder gets them reversed.
+        latents: shorthand: the latent width.
+        activation: shorthand: the hidden activation of both towers.
+
+    Raises:
+        SpecError: a field is invalid or the two towers do not fit together (the message
+            names the field and the value received).
+
+    Examples:
         >>> VAESpec(input_dim=784, hidden=(500,), latents=20).decoder.hidden
         (500,)
     """
@@ -183,18 +224,21 @@ class VAESpec(_Spec):
                 "VAESpec.decoder.output_dim must equal VAESpec.encoder.input_dim (it reconstructs "
                 f"x). Received: input_dim={encoder.input_dim}, output_dim={decoder.output_dim}"
             )
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-            raise SpecError(f"VAESpec.beta must be a number >= 0. Received: beta={beta!r}")
+        if (isinstance(beta, bool) or not isinstance(beta, (int, float))
+                or not 0 <= beta < float("inf")):
+            raise SpecError(f"VAESpec.beta must be a finite number >= 0. Received: beta={beta!r}")
         object.__setattr__(self, "encoder", encoder)
         object.__setattr__(self, "decoder", decoder)
         object.__setattr__(self, "beta", float(beta))
 
     @property
     def input_dim(self) -> int:
+        """The width of x (and of the reconstruction): `encoder.input_dim`."""
         return self.encoder.input_dim
 
     @property
     def latents(self) -> int:
+        """The width of z: `encoder.latents`."""
         return self.encoder.latents
 
 
@@ -204,6 +248,16 @@ class ClassifierSpec(_Spec):
 
     outputs=1 is a binary classifier (sigmoid / binary cross-entropy on the logit);
     outputs>1 is a softmax classifier (categorical cross-entropy on the logits).
+
+    Attributes:
+        input_dim: width of the input rows x, a positive int.
+        hidden: widths of the hidden layers, e.g. (1000,); () for logistic regression.
+        outputs: number of logits: 1 (binary, labels 0/1) or the number of classes.
+        activation: hidden-layer activation, one of `ACTIVATIONS` ("relu" by default).
+
+    Examples:
+        >>> ClassifierSpec(input_dim=784, hidden=(1000,)).outputs
+        1
     """
 
     kind: ClassVar[str] = "classifier"
@@ -243,7 +297,22 @@ def _from_fields(cls: type[Any], data: dict[str, Any]) -> Any:
 
 
 def spec_from_dict(data: dict[str, Any]) -> Any:
-    """Rebuild a spec from `to_dict()` output; the "kind" key picks the class."""
+    """Rebuild a spec from `to_dict()` output; the "kind" key picks the class.
+
+    Args:
+        data: a dict with "kind" in "vae", "encoder", "decoder", "classifier" and the fields.
+
+    Returns:
+        The spec, equal to the one `to_dict()` came from.
+
+    Raises:
+        SpecError: no known "kind", an unknown field, or an invalid value.
+
+    Examples:
+        >>> spec = VAESpec(input_dim=64, hidden=(32,), latents=2)
+        >>> spec_from_dict(spec.to_dict()) == spec
+        True
+    """
     if not isinstance(data, dict) or data.get("kind") not in _KINDS:
         raise SpecError(
             f"A spec dict needs 'kind' in {', '.join(_KINDS)}. Received: {data!r:.200}"
@@ -252,7 +321,17 @@ def spec_from_dict(data: dict[str, Any]) -> Any:
 
 
 def spec_from_json(text: str) -> Any:
-    """Rebuild a spec from `to_json()` output."""
+    """Rebuild a spec from `to_json()` output.
+
+    Args:
+        text: the JSON string.
+
+    Returns:
+        The spec.
+
+    Raises:
+        SpecError: the text is not JSON, or not a valid spec.
+    """
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

@@ -101,12 +101,13 @@ def batches(data: EpochData, batch_size: int, steps_per_call: int, beta: float |
 class _Accumulator:
     """Epoch means weighted by real rows; finds the exact step of a non-finite loss."""
 
-    def __init__(self, program: Program, epoch: int, first_step: int) -> None:
-        self.program, self.epoch, self.step = program, epoch, first_step
+    def __init__(self, program: Program, epoch: int, first_step: int, *, check: bool = True,
+                 last_finite: float | None = None) -> None:
+        self.program, self.epoch, self.step, self.check = program, epoch, first_step, check
         self.pending: list[tuple[Any, NDArray[np.float32]]] = []
         self.sums: dict[str, float] = {}
         self.rows = 0.0
-        self.last_finite: float | None = None
+        self.last_finite = last_finite
 
     def add(self, metrics: Any, rows: NDArray[np.float32]) -> None:
         self.pending.append((metrics, rows))
@@ -117,7 +118,7 @@ class _Accumulator:
         for metrics, rows in self.pending:
             host = self.program.to_numpy(metrics)
             losses = np.atleast_1d(host["loss"])
-            bad = np.flatnonzero(~np.isfinite(losses))
+            bad = np.flatnonzero(~np.isfinite(losses)) if self.check else np.empty(0, int)
             if bad.size:
                 step = self.step + int(bad[0]) + 1
                 if bad[0] > 0:
@@ -141,27 +142,28 @@ class _Accumulator:
 
 
 def run_epoch(program: Program, data: EpochData, *, batch_size: int, steps_per_call: int,
-              beta: float | None, epoch: int, first_step: int,
-              on_progress: Callable[[int, dict[str, float] | None], None] | None = None
-              ) -> tuple[dict[str, float], int]:
-    """Train one epoch; returns (weighted epoch means, steps taken)."""
-    acc = _Accumulator(program, epoch, first_step)
-    calls = 0
+              beta: float | None, epoch: int, first_step: int, last_finite: float | None = None,
+              on_progress: Callable[[int], None] | None = None) -> tuple[dict[str, float], int]:
+    """Train one epoch; returns (weighted epoch means, steps taken).
+
+    Raises TrainingDivergedError at the first non-finite loss, naming its step; the
+    last finite loss may come from the previous epoch (`last_finite`).
+    """
+    acc = _Accumulator(program, epoch, first_step, last_finite=last_finite)
     for batch, rows in batches(data, batch_size, steps_per_call, beta):
         if np.ndim(rows):
             acc.add(program.train_steps(batch), rows)
         else:
             acc.add(program.train_step(batch), rows)
-        calls += 1
         if on_progress is not None:
-            on_progress(int(np.size(rows)), None)
+            on_progress(int(np.size(rows)))
     logs = acc.means()
     return logs, acc.step - first_step
 
 
 def evaluate_batches(program: Program, data: EpochData, batch_size: int, beta: float | None) -> dict[str, float]:
-    """Weighted means of eval_step over all batches (no update)."""
-    acc = _Accumulator(program, 0, 0)
+    """Weighted means of eval_step over all batches (no update; NaN is reported, not raised)."""
+    acc = _Accumulator(program, 0, 0, check=False)
     for batch, rows in batches(data, batch_size, 1, beta):
         acc.add(program.eval_step(batch), rows)
     return acc.means()
@@ -179,7 +181,12 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     from xvae import _validate as v
 
     x, y = model._check_xy(x, y)
-    epochs = v.positive_int(epochs, "epochs") if not (resume and epochs == 0) else 0
+    resume = v.flag(resume, "resume")
+    shuffle = v.flag(shuffle, "shuffle")
+    progress = v.flag(progress, "progress")
+    seed = v.seed(seed)
+    callbacks = v.callbacks(callbacks)
+    epochs = v.positive_int(epochs, "epochs")
     requested = v.positive_int(batch_size, "batch_size")
     bs = min(requested, len(x))
     if requested > len(x):
@@ -189,7 +196,13 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     v.choice(binarize, "binarize", (None, "static", "dynamic"))
     val = None
     if validation_data is not None:
-        vx, vy = validation_data if isinstance(validation_data, tuple) else (validation_data, None)
+        if isinstance(validation_data, tuple):
+            if len(validation_data) != 2:
+                raise ConfigError("validation_data must be x_val, or a pair (x_val, y_val). "
+                                  f"Received a tuple of length {len(validation_data)}.")
+            vx, vy = validation_data
+        else:
+            vx, vy = validation_data, None
         val = model._check_xy(vx, vy, name="validation_data")
     model._prepare_training(optimizer)
     if seed is not None:
@@ -204,6 +217,7 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
                               "backend": model.backend})
     model.stop_training = False
     latents = model._latents
+    last_finite: float | None = None
     for cb in callbacks:
         cb.on_train_begin(model)
     bar = _progress_bar(progress, steps_per_epoch(len(x), bs))
@@ -216,7 +230,8 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
                 bar.set_description(f"epoch {epoch}/{last_epoch}")
             logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=k,
                                     beta=beta_now, epoch=epoch, first_step=model.step,
-                                    on_progress=(lambda s, _: bar.update(s)) if bar else None)
+                                    last_finite=last_finite, on_progress=bar.update if bar else None)
+            last_finite = logs["loss"]
             model.step += steps
             model.epoch = epoch
             if val is not None:

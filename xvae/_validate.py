@@ -13,65 +13,94 @@ from numpy.typing import NDArray
 
 from xvae._errors import ConfigError, DataError
 
-__all__ = ["features", "labels", "batch_size", "positive_int", "choice"]
+__all__ = ["batch_size", "callbacks", "choice", "features", "flag", "labels", "positive_int", "seed"]
+
+
+#: What the columns of a named input must match, for the error message.
+_WIDTH_OF = {"z": "the model's latents"}
+
+
+def _numeric(x: Any, name: str, shape: str) -> NDArray[Any]:
+    """np.asarray(x), refusing objects, strings, dates and complex numbers with a DataError."""
+    try:
+        arr = np.asarray(x)
+    except Exception as err:  # noqa: BLE001 - ragged lists, objects numpy cannot hold, device tensors
+        raise DataError(f"{name} must be a numeric array of shape {shape}; it could not be converted "
+                        f"({type(err).__name__}: {str(err)[:200]}). Pass a NumPy array.") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise DataError(f"{name} must be a numeric array of shape {shape}. Received dtype {arr.dtype}: "
+                        f"convert it with np.asarray({name}, dtype=np.float32).")
+    if np.iscomplexobj(arr):
+        raise DataError(f"{name} must be real-valued. Received dtype {arr.dtype}: pass the real part "
+                        f"({name}.real) or the magnitude (abs({name})).")
+    return arr
 
 
 def features(x: Any, width: int, name: str = "x") -> NDArray[np.float32]:
-    """A finite float32 array of shape (n, width), n >= 1; a view when x already is one."""
-    try:
-        arr = np.asarray(x)
-    except Exception as err:  # ragged lists, objects numpy cannot hold
-        raise DataError(f"{name} must be a numeric array of shape (n, {width}); "
-                        f"it could not be converted ({type(err).__name__}: {err}).") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(f"{name} must be a numeric array of shape (n, {width}). "
-                        f"Received dtype {arr.dtype}: convert it with np.asarray({name}, np.float32).")
-    if np.iscomplexobj(arr):
-        raise DataError(f"{name} must be real-valued. Received dtype {arr.dtype}.")
+    """A finite float32 array of shape (n, width), n >= 1; a view when x already is one.
+
+    Raises:
+        DataError: not numeric, complex, rank != 2, wrong width, empty, NaN/Inf, or values
+            beyond float32's range.
+    """
+    arr = _numeric(x, name, f"(n, {width})")
     if arr.ndim != 2:
         hint = f" Flatten images first: {name}.reshape(len({name}), -1)." if arr.ndim > 2 else ""
+        if arr.ndim == 1:
+            hint = (f" One example? Use {name}[None, :]." if arr.shape[0] == width
+                    else f" Reshape it to (n, {width}).")
         raise DataError(f"{name} must have rank 2, shape (n, {width}). Received shape {arr.shape}.{hint}")
     if arr.shape[1] != width:
-        raise DataError(f"{name} must have {width} columns (the spec's input width). "
-                        f"Received shape {arr.shape}.")
+        of = _WIDTH_OF.get(name, "the spec's input_dim")
+        raise DataError(f"{name} must have {width} columns ({of}). Received shape {arr.shape}.")
     if arr.shape[0] == 0:
         raise DataError(f"{name} is empty (shape {arr.shape}): pass at least one example.")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise DataError(f"{name} contains {bad} NaN or infinite value(s): clean or impute them first.")
-    return arr
+        raise DataError(f"{name} contains {bad} NaN or infinite value(s): clean or impute them first "
+                        f"(e.g. {name}[~np.isfinite({name})] = 0).")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise DataError(f"{name} holds values beyond float32's range (|value| > 3.4e38), the precision "
+                        "every backend computes in. Rescale it, e.g. to [0, 1].")
+    return out
 
 
 def labels(y: Any, n: int, outputs: int, name: str = "y") -> NDArray[Any]:
     """Binary 0/1 labels as float32 (n,) for outputs=1; class ids as int32 (n,) otherwise."""
-    try:
-        arr = np.asarray(y)
-    except Exception as err:
-        raise DataError(f"{name} could not be converted to an array ({type(err).__name__}: {err}).") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise DataError(f"{name} must be numeric labels. Received dtype {arr.dtype}.")
+    arr = _numeric(y, name, f"({n},)")
     if outputs == 1 and arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1 or arr.shape[0] != n:
         want = f"({n},) or ({n}, 1)" if outputs == 1 else f"({n},) integer class ids"
-        raise DataError(f"{name} must have shape {want} to match x. Received shape {arr.shape}.")
-    if not np.isfinite(arr.astype(np.float64)).all():
-        raise DataError(f"{name} contains NaN or infinite values.")
+        hint = ""
+        if outputs > 1 and arr.ndim == 2 and arr.shape == (n, outputs):
+            hint = f" One-hot labels? Pass {name}.argmax(axis=1)."
+        raise DataError(f"{name} must have shape {want} to match x. Received shape {arr.shape}.{hint}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError(f"{name} contains NaN or infinite values: every example needs a label.")
     if outputs == 1:
         if not np.isin(arr, (0, 1)).all():
             raise DataError(f"{name} must hold binary labels 0 or 1 for a classifier with outputs=1. "
                             f"Received values {np.unique(arr)[:10].tolist()}.")
         return arr.astype(np.float32)
-    if not np.all(arr == np.round(arr)) or arr.min() < 0 or arr.max() >= outputs:
+    fractional = arr[arr != np.round(arr)] if arr.dtype.kind == "f" else arr[:0]
+    if fractional.size:
         raise DataError(f"{name} must hold integer class ids in 0..{outputs - 1} for outputs={outputs}. "
-                        f"Received values in [{arr.min()}, {arr.max()}].")
+                        f"Received non-integer values such as {fractional[0].item()!r}.")
+    if arr.min() < 0 or arr.max() >= outputs:
+        fix = ("class ids start at 0: relabel them" if arr.min() < 0 else
+               f"relabel them, or build the ClassifierSpec with outputs={int(arr.max()) + 1}")
+        raise DataError(f"{name} must hold integer class ids in 0..{outputs - 1} for outputs={outputs}. "
+                        f"Received values in [{arr.min()}, {arr.max()}]: {fix}.")
     return arr.astype(np.int32)
 
 
 def positive_int(value: Any, name: str) -> int:
+    """`value` as an int >= 1 (Python or NumPy integer; never a bool or float)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r:.200}")
     return int(value)
 
 
@@ -81,6 +110,39 @@ def batch_size(value: Any, n: int) -> int:
 
 
 def choice(value: Any, name: str, options: tuple[Any, ...]) -> Any:
-    if value not in options:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, options))}. Received: {name}={value!r}")
-    return value
+    """`value` if it is one of `options` (compared by type and value: arrays never match)."""
+    for option in options:
+        if value is option or (type(value) is type(option) and value == option):
+            return option
+    raise ConfigError(f"{name} must be one of {', '.join(map(repr, options))}. Received: {name}={value!r:.200}")
+
+
+def flag(value: Any, name: str) -> bool:
+    """A True/False argument (Python or NumPy bool; 0 and 1 too)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise ConfigError(f"{name} must be True or False. Received: {name}={value!r:.200}")
+
+
+def callbacks(value: Any) -> list[Any]:
+    """A sequence of `xvae.callbacks.Callback` objects (or objects with the same three hooks)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"callbacks must be a list of xvae.callbacks.Callback objects. Received: {value!r:.200}")
+    hooks = ("on_train_begin", "on_epoch_end", "on_train_end")
+    for cb in value:
+        if not all(callable(getattr(cb, hook, None)) for hook in hooks):
+            raise ConfigError(f"callbacks[{list(value).index(cb)}] is not a callback: subclass "
+                              f"xvae.callbacks.Callback or wrap a function in xvae.callbacks.LambdaCallback. "
+                              f"Received: {cb!r:.200}")
+    return list(value)
+
+
+def seed(value: Any, name: str = "seed") -> int | None:
+    """None or an integer >= 0, as numpy.random.default_rng accepts."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"{name} must be None or an integer >= 0. Received: {name}={value!r:.200}")
+    return int(value)

@@ -59,9 +59,11 @@ Precision = Literal["highest", "fast"]
 class CompileOptions:
     """How a backend compiles. `precision="highest"` pins full float32 matmuls (no TF32/bf16).
 
-    jit: compile the steps (jax.jit / tf.function / torch.compile where it pays off).
-    xla: TensorFlow only: tf.function(jit_compile=True).
-    device: a framework device string ("cpu", "cuda:0", "gpu"); None picks the best one.
+    Attributes:
+        jit: compile the steps (jax.jit / tf.function / torch.compile where it pays off).
+        xla: TensorFlow only: tf.function(jit_compile=True).
+        precision: "highest" pins full float32 matmuls; "fast" allows TF32 / bf16.
+        device: a framework device string ("cpu", "cuda:0", "gpu"); None picks the best one.
     """
 
     jit: bool = True
@@ -71,13 +73,21 @@ class CompileOptions:
 
 
 class Backend(abc.ABC):
-    """One framework. Built once per process by `xvae.backends.get`."""
+    """One framework. Built once per process by `xvae.backends.get`.
+
+    Subclasses set `name` (the registered backend name) and implement `info` and
+    `compile`; the constructor takes no arguments.
+    """
 
     name: ClassVar[str]
 
     @abc.abstractmethod
     def info(self) -> dict[str, str]:
-        """{"version": framework version, "device": the device steps run on}."""
+        """What `xvae backends` and `xvae compare` show.
+
+        Returns:
+            {"version": the framework's version, "device": the device steps run on}.
+        """
 
     @abc.abstractmethod
     def compile(
@@ -87,44 +97,128 @@ class Backend(abc.ABC):
         optimizer: OptimizerSpec | None,
         options: CompileOptions,
     ) -> Program:
-        """Build the model's program. optimizer=None: inference and eval only."""
+        """Build the model's program. optimizer=None: inference and eval only.
+
+        Args:
+            spec: the model (`VAESpec` or `ClassifierSpec`); `xvae.naming.dense_layers(spec)`
+                lists its layers with canonical names.
+            loss: `xvae.losses.loss_for(spec)`; its `metrics` are what steps report.
+            optimizer: the `xvae.optim` spec whose equations `train_step` applies, or None.
+            options: jit, precision and device settings.
+
+        Returns:
+            A `Program` with no state yet: the core calls `set_state` next.
+
+        Raises:
+            SpecError: the spec uses something this backend does not implement.
+        """
 
 
 class Program(abc.ABC):
-    """One model in one framework; owns its device-resident weights and optimizer state."""
+    """One model in one framework; owns its device-resident weights and optimizer state.
+
+    Every array in and out is host NumPy in canonical names and layouts (see the module
+    docstring for the batch keys), so the core never sees a framework type except the
+    opaque metrics between `train_step` and `to_numpy`.
+    """
 
     @abc.abstractmethod
     def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
-        """Load canonical weights (and optimizer state; None = fresh zeros). Bit-exact."""
+        """Load canonical weights (and optimizer state; None = fresh zeros). Bit-exact.
+
+        Args:
+            weights: name -> float32 array, kernels (in, out) (`xvae.naming.weight_shapes`).
+            opt_state: name -> float32 array ("opt.step", "opt.<slot>.<weight>"), or None
+                for the optimizer's `init_state` (ignored without an optimizer).
+        """
 
     @abc.abstractmethod
     def get_state(self) -> tuple[Weights, OptState]:
-        """Canonical float32 NumPy copies; OptState is {} without an optimizer. Bit-exact."""
+        """Canonical float32 NumPy copies; OptState is {} without an optimizer. Bit-exact.
+
+        Returns:
+            (weights, opt_state): new float32 arrays that `set_state` reproduces bit for bit.
+        """
 
     @abc.abstractmethod
     def run(self, fn: str, **inputs: NDArray[Any]) -> dict[str, NDArray[np.float32]]:
-        """An inference function of FUNCTIONS[kind] on host arrays; returns host arrays."""
+        """An inference function of FUNCTIONS[kind] on host arrays; returns host arrays.
+
+        Args:
+            fn: "encode" (x -> mean, logvar) or "decode" (z -> logits) for a VAE,
+                "classify" (x -> logits) for a classifier.
+            **inputs: the function's inputs, float32 (n, width).
+
+        Returns:
+            The outputs by name, float32 NumPy of shape (n, width).
+
+        Raises:
+            ConfigError: `fn` is not a function of this model kind.
+        """
 
     @abc.abstractmethod
     def train_step(self, batch: Batch) -> Metrics:
-        """One compiled optimizer step; updates the state; metrics stay on device."""
+        """One compiled optimizer step; updates the state; metrics stay on device.
+
+        Args:
+            batch: the batch keys of the module docstring, host NumPy, fixed shape (B, ...).
+
+        Returns:
+            The loss spec's metrics (masked means), in any form `to_numpy` understands.
+
+        Raises:
+            ConfigError: the program was compiled without an optimizer.
+        """
 
     @abc.abstractmethod
     def train_steps(self, batches: Batch) -> Metrics:
-        """K optimizer steps in one compiled call (leading K axis in and out)."""
+        """K optimizer steps in one compiled call (leading K axis in and out).
+
+        Args:
+            batches: the batch keys with a leading K axis, (K, B, ...); "beta" may stay a
+                scalar shared by all K steps.
+
+        Returns:
+            Metrics with a leading K axis: the numbers of K `train_step` calls.
+        """
 
     @abc.abstractmethod
     def apply_gradients(self, grads: Weights) -> None:
-        """One optimizer update from given canonical gradients (conformance: same grads in)."""
+        """One optimizer update from given canonical gradients (conformance: same grads in).
+
+        Args:
+            grads: name -> float32 array, the weights' names and shapes.
+        """
 
     @abc.abstractmethod
     def eval_step(self, batch: Batch) -> Metrics:
-        """The step's metrics without an update."""
+        """The step's metrics without an update.
+
+        Args:
+            batch: as for `train_step`.
+
+        Returns:
+            The loss spec's metrics (masked means), as `train_step` returns them.
+        """
 
     @abc.abstractmethod
     def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
-        """Metrics and canonical gradients of the masked-mean loss (for conformance)."""
+        """Metrics and canonical gradients of the masked-mean loss (for conformance).
+
+        Args:
+            batch: as for `train_step`.
+
+        Returns:
+            (metrics as Python floats, gradients: name -> float32 array of each weight's shape).
+        """
 
     @abc.abstractmethod
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
-        """Pull metrics to the host: the only host sync the core asks for."""
+        """Pull metrics to the host: the only host sync the core asks for.
+
+        Args:
+            metrics: what `train_step`, `train_steps` or `eval_step` returned.
+
+        Returns:
+            name -> NumPy array: 0-d for one step, (K,) for `train_steps`.
+        """

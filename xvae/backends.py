@@ -163,24 +163,52 @@ def _reg() -> _Registry:
 
 
 def reset() -> None:
-    """Forget plugins and cached backends; the next call rediscovers the entry points."""
+    """Forget plugins and cached backends; the next call rediscovers the entry points.
+
+    Use it after installing a plugin in a running process (tests do).
+    """
     global _registry
     _registry = None
     importlib.invalidate_caches()
 
 
 def known() -> list[str]:
-    """Every registered backend name (installed or not). Imports no framework."""
+    """Every registered backend name (installed or not). Imports no framework.
+
+    Returns:
+        Names in preference order: "jax", "tf", "torch", then third-party backends, then
+        the float64 reference "numpy".
+    """
     return _reg().names()
 
 
 def canonical_name(name: str) -> str:
-    """Resolve an alias ("pytorch", "tensorflow", "flax") to its backend name."""
+    """Resolve an alias ("pytorch", "tensorflow", "flax") to its backend name.
+
+    Args:
+        name: a backend name or alias, case-insensitive.
+
+    Returns:
+        The registered name, e.g. "torch" for "PyTorch".
+
+    Raises:
+        BackendNotFoundError: no backend has that name or alias.
+
+    Examples:
+        >>> canonical_name("reference")
+        'numpy'
+    """
     return _reg().resolve(name).name
 
 
 def get(name: str) -> Any:
     """The backend plugin object; imports its framework on first use.
+
+    Args:
+        name: a backend name or alias.
+
+    Returns:
+        The `xvae.backend.Backend` instance, one per process.
 
     Raises:
         BackendNotFoundError: no backend has that name or alias (the message lists them).
@@ -191,7 +219,14 @@ def get(name: str) -> Any:
 
 
 def why_unavailable(name: str) -> str | None:
-    """None if `get(name)` works, else the error message (used as test skip reasons)."""
+    """None if `get(name)` works, else the error message (used as test skip reasons).
+
+    Args:
+        name: a backend name or alias.
+
+    Returns:
+        None, or why the backend cannot be used (with the pip command that fixes it).
+    """
     try:
         get(name)
     except (BackendNotFoundError, BackendUnavailableError) as err:
@@ -200,15 +235,33 @@ def why_unavailable(name: str) -> str | None:
 
 
 def available() -> list[str]:
-    """The installed and importable backends, e.g. ["jax", "tf", "torch", "numpy"]."""
+    """The installed and importable backends, e.g. ["jax", "tf", "torch", "numpy"].
+
+    Imports each framework to find out (the first call can take seconds); "numpy", the
+    float64 reference, is always there and always last.
+
+    Returns:
+        Backend names in preference order.
+    """
     return [n for n in known() if why_unavailable(n) is None]
 
 
 def info(name: str) -> BackendInfo:
-    """The declaration of a backend (name, target, requires, extra, aliases)."""
+    """The declaration of a backend (name, target, requires, extra, aliases).
+
+    Args:
+        name: a backend name or alias.
+
+    Returns:
+        Its `BackendInfo`; nothing is imported.
+    """
     return _reg().resolve(name)
 
 
 def broken() -> dict[str, str]:
-    """Plugins that failed to load, with the cause."""
+    """Plugins that failed to load, with the cause.
+
+    Returns:
+        entry-point name -> "module: ExceptionType: message" (shown by `xvae backends`).
+    """
     return dict(_reg().pm.broken)

@@ -1,131 +1,301 @@
 """Training callbacks: early stopping, checkpoints, loggers, and a hook for your own.
 
-A callback sees the model and each epoch's logs (the History row). Setting
-`model.stop_training = True` ends `fit` after the current epoch.
+A callback sees the model and each epoch's logs (the History row: "loss", "kl",
+"val_loss", ...). Setting ``model.stop_training = True`` ends `fit` after the current
+epoch. Subclass `Callback` and override any hook, or wrap functions in `LambdaCallback`.
+
+Example:
+    >>> import numpy as np, xvae
+    >>> seen = []
+    >>> cb = xvae.callbacks.LambdaCallback(on_epoch_end=lambda model, epoch, logs: seen.append(epoch))
+    >>> clf = xvae.Classifier(xvae.ClassifierSpec(input_dim=2), backend="numpy")
+    >>> _ = clf.fit(np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1]), epochs=2, batch_size=4, callbacks=[cb],
+    ...             progress=False)
+    >>> seen
+    [1, 2]
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
-import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from xvae._errors import ConfigError
+from xvae._errors import ConfigError, TrainingDivergedError
 
-__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger", "JSONLogger", "LambdaCallback"]
+__all__ = ["CSVLogger", "Callback", "EarlyStopping", "JSONLogger", "LambdaCallback", "ModelCheckpoint"]
+
+Logs = dict[str, float]
+
+
+def _count(owner: str, name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{owner}.{name} must be an integer >= {low}. Received: {name}={value!r:.100}")
+    return int(value)
 
 
 class Callback:
-    """Base class: override any of the hooks."""
+    """Base class: override any of the hooks. All hooks do nothing by default."""
 
     def on_train_begin(self, model: Any) -> None:
-        """Called once when fit starts."""
+        """Called once when fit starts, before the first epoch."""
 
-    def on_epoch_end(self, model: Any, epoch: int, logs: dict[str, float]) -> None:
-        """Called after each epoch (1-based `epoch`) with its metrics."""
+    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        """Called after each epoch (1-based `epoch`, counting across resumed fits) with its metrics."""
 
     def on_train_end(self, model: Any) -> None:
-        """Called once when fit ends normally."""
+        """Called once when fit ends normally (not when it raises, e.g. on divergence)."""
+
+
+class _Monitor:
+    """Tracks the best value of one metric: the comparison EarlyStopping and ModelCheckpoint share."""
+
+    def __init__(self, owner: str, monitor: Any, mode: Any, min_delta: Any = 0.0) -> None:
+        if not isinstance(monitor, str) or not monitor:
+            raise ConfigError(f"{owner}.monitor must be a metric name such as 'val_loss'. Received: {monitor!r:.100}")
+        if mode not in ("min", "max", "auto"):
+            raise ConfigError(f"{owner}.mode must be 'min', 'max' or 'auto'. Received: mode={mode!r:.100}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
+            raise ConfigError(f"{owner}.min_delta must be a finite number >= 0. Received: min_delta={min_delta!r:.100}")
+        self.owner, self.monitor, self.min_delta = owner, monitor, float(min_delta)
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self.best: float | None = None
+        self.best_epoch = 0
+
+    def reset(self) -> None:
+        self.best, self.best_epoch = None, 0
+
+    def update(self, epoch: int, logs: Logs) -> bool:
+        """True (and the best is updated) if this epoch's value improves on the best."""
+        if self.monitor not in logs:
+            raise ConfigError(f"{self.owner} monitors {self.monitor!r}, which fit does not report. "
+                              f"Available: {', '.join(logs)} (val_* needs validation_data=).")
+        value = float(logs[self.monitor])
+        if not math.isfinite(value):
+            return False
+        if self.best is not None:
+            if self.mode == "min" and not value < self.best - self.min_delta:
+                return False
+            if self.mode == "max" and not value > self.best + self.min_delta:
+                return False
+        self.best, self.best_epoch = value, epoch
+        return True
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
+    """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs.
 
-    restore_best_weights: put back the weights of the best epoch when stopping.
+    Args:
+        monitor: a History key, e.g. "val_loss" (needs validation_data=) or "loss".
+        patience: epochs without improvement before stopping (0: stop at the first).
+        min_delta: the smallest change that counts as an improvement.
+        mode: "min", "max", or "auto" ("max" for accuracy-like names, else "min").
+        restore_best_weights: when fit ends (stopped early or not), put back the weights of
+            the best epoch, as Keras 3 does. The optimizer state and epoch count are kept.
+
+    After fit: `best` (the best value), `best_epoch`, and `stopped_epoch` (0 if it never stopped).
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0,
-                 mode: str = "min", restore_best_weights: bool = False) -> None:
-        if mode not in ("min", "max"):
-            raise ConfigError(f"EarlyStopping.mode must be 'min' or 'max'. Received: mode={mode!r}")
-        self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
-        self.restore_best_weights = restore_best_weights
-        self.best: float | None = None
-        self.best_epoch = 0
+                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+        self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
+        self.monitor, self.mode, self.min_delta = monitor, self._monitor.mode, self._monitor.min_delta
+        self.patience = _count("EarlyStopping", "patience", patience, 0)
+        self.restore_best_weights = bool(restore_best_weights)
         self.stopped_epoch = 0
         self._wait = 0
         self._best_weights: dict[str, np.ndarray] | None = None
 
+    @property
+    def best(self) -> float | None:
+        return self._monitor.best
+
+    @property
+    def best_epoch(self) -> int:
+        return self._monitor.best_epoch
+
     def on_train_begin(self, model: Any) -> None:
-        self.best, self._wait, self.stopped_epoch, self._best_weights = None, 0, 0, None
+        self._monitor.reset()
+        self._wait, self.stopped_epoch, self._best_weights = 0, 0, None
 
-    def _better(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-
-    def on_epoch_end(self, model: Any, epoch: int, logs: dict[str, float]) -> None:
-        if self.monitor not in logs:
-            raise ConfigError(f"EarlyStopping monitors {self.monitor!r}, which fit does not report. "
-                              f"Available: {', '.join(logs)} (val_* needs validation_data=).")
-        value = logs[self.monitor]
-        if self._better(value):
-            self.best, self.best_epoch, self._wait = value, epoch, 0
+    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        if self._monitor.update(epoch, logs):
+            self._wait = 0
             if self.restore_best_weights:
-                self._best_weights = model.get_weights()
+                self._best_weights = {k: np.array(v, copy=True) for k, v in model.get_weights().items()}
             return
         self._wait += 1
-        if self._wait >= self.patience:
+        if self._wait >= self.patience:  # Keras: patience=0 stops at the first epoch without improvement
             model.stop_training = True
             self.stopped_epoch = epoch
-            if self._best_weights is not None:
-                model.set_weights(self._best_weights)
+
+    def on_train_end(self, model: Any) -> None:
+        if self.restore_best_weights and self._best_weights is not None and model.epoch != self.best_epoch:
+            model.set_weights(self._best_weights)
 
 
 class ModelCheckpoint(Callback):
-    """Save `directory/epoch-NNNN.xvae` every `every` epochs, keeping the last `keep`."""
+    """Save `directory/epoch-NNNN.xvae` every `every` epochs, keeping the last `keep`.
 
-    def __init__(self, directory: str | os.PathLike[str], every: int = 1, keep: int = 3) -> None:
-        for name, value in (("every", every), ("keep", keep)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ModelCheckpoint.{name} must be a positive integer. Received: {name}={value!r}")
-        self.directory, self.every, self.keep = Path(directory), every, keep
+    Each save is atomic (`xvae.checkpoint.save`), and pruning removes a checkpoint
+    atomically too, so a crash never leaves a half-written or half-deleted one.
+    "Last" means the highest epoch numbers; the checkpoint just written is never pruned.
 
-    def on_epoch_end(self, model: Any, epoch: int, logs: dict[str, float]) -> None:
-        if epoch % self.every == 0:
-            model.save(self.directory / f"epoch-{epoch:04d}.xvae")
-            for old in sorted(self.directory.glob("epoch-*.xvae"))[: -self.keep]:
-                shutil.rmtree(old, ignore_errors=True)
+    With ``save_best_only=True`` it instead keeps one checkpoint, `directory/best.xvae`,
+    rewritten whenever `monitor` improves (mode as in `EarlyStopping`).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], every: int = 1, keep: int = 3, *,
+                 save_best_only: bool = False, monitor: str = "val_loss", mode: str = "auto") -> None:
+        self.every = _count("ModelCheckpoint", "every", every, 1)
+        self.keep = _count("ModelCheckpoint", "keep", keep, 1)
+        try:
+            self.directory = Path(directory)
+        except TypeError:
+            raise ConfigError(f"ModelCheckpoint.directory must be a path. Received: {directory!r:.100}") from None
+        self._monitor = _Monitor("ModelCheckpoint", monitor, mode) if save_best_only else None
+        self.last_saved: Path | None = None
+
+    def on_train_begin(self, model: Any) -> None:
+        if self._monitor is not None:
+            self._monitor.reset()
+
+    def _save(self, model: Any, path: Path, epoch: int, logs: Logs) -> None:
+        """Save, unless the weights are no longer finite: then stop fit and keep the good checkpoints."""
+        bad = [name for name, w in model.get_weights().items() if not np.isfinite(w).all()]
+        if bad:
+            from xvae import checkpoint
+
+            good = self.last_saved or checkpoint.latest(self.directory)
+            kept = f"the last good checkpoint is {good}" if good else "there is no earlier checkpoint"
+            raise TrainingDivergedError(
+                f"Training diverged: after epoch {epoch} the weights hold NaN or infinite values "
+                f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}) although the loss was "
+                f"{logs.get('loss')}. Not saving {path}; {kept}. "
+                "Lower the learning rate or check the inputs' scale.",
+                step=int(model.step), epoch=epoch, last_finite_loss=logs.get("loss"))
+        model.save(path)
+        self.last_saved = path
+
+    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        from xvae import checkpoint
+
+        if self._monitor is not None:
+            if self._monitor.update(epoch, logs):
+                self._save(model, self.directory / "best.xvae", epoch, logs)
+            return
+        if epoch % self.every:
+            return
+        path = self.directory / f"epoch-{epoch:04d}.xvae"
+        self._save(model, path, epoch, logs)
+        for _, old in checkpoint.list_checkpoints(self.directory)[: -self.keep]:
+            if old != path:
+                checkpoint.remove(old)
 
 
-class CSVLogger(Callback):
-    """Append one row per epoch to a CSV file (header written once)."""
+class _FileLogger(Callback):
+    def __init__(self, path: str | os.PathLike[str], append: bool) -> None:
+        try:
+            self.path = Path(path)
+        except TypeError:
+            raise ConfigError(f"{type(self).__name__}.path must be a file path. Received: {path!r:.100}") from None
+        self.append = bool(append)
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    def on_epoch_end(self, model: Any, epoch: int, logs: dict[str, float]) -> None:
-        new = not self.path.exists()
+    def on_train_begin(self, model: Any) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["epoch", *logs])
-            if new:
-                writer.writeheader()
-            writer.writerow({"epoch": epoch, **logs})
+        if not self.append:
+            self.path.write_text("")
 
 
-class JSONLogger(Callback):
-    """Append one JSON object per epoch to a JSON-lines file."""
+class CSVLogger(_FileLogger):
+    """Write one row per epoch to a CSV file: "epoch" then the metrics, header first.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    append=False (default, as Keras) starts the file afresh at each fit; append=True adds to
+    it (for resumed runs). If a later fit reports a metric the header lacks, the file is
+    rewritten with the wider header (missing cells empty). Floats keep full precision.
+    """
 
-    def on_epoch_end(self, model: Any, epoch: int, logs: dict[str, float]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
+        super().__init__(path, append)
+
+    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
+        header: list[str] = []
+        rows: list[dict[str, str]] = []
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, newline="") as f:
+                reader = csv.DictReader(f)
+                header = list(reader.fieldnames or [])
+                if not set(row) <= set(header):
+                    rows = list(reader)
+        if header and set(row) <= set(header):
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=header).writerow(row)
+            return
+        fields = header + [k for k in row if k not in header]
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+            writer.writerow(row)
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> dict[str, list[float]]:
+        """The columns of a CSVLogger file as floats (empty cells: NaN)."""
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        names = list(rows[0]) if rows else []
+        return {k: [float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows] for k in names}
+
+
+class JSONLogger(_FileLogger):
+    """Append one JSON object per epoch ({"epoch": 1, "loss": ...}) to a JSON-lines file.
+
+    append as in `CSVLogger`. Non-finite values are written as null (strict JSON).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
+        super().__init__(path, append)
+
+    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        record = {"epoch": epoch, **{k: (float(v) if math.isfinite(v) else None) for k, v in logs.items()}}
         with open(self.path, "a") as f:
-            f.write(json.dumps({"epoch": epoch, **logs}) + "\n")
+            f.write(json.dumps(record, allow_nan=False) + "\n")
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+        """The records of a JSONLogger file."""
+        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 class LambdaCallback(Callback):
-    """A callback from a function: on_epoch_end(model, epoch, logs)."""
+    """A callback from functions: on_epoch_end(model, epoch, logs), on_train_begin(model),
+    on_train_end(model); each optional.
+    """
 
-    def __init__(self, on_epoch_end: Callable[[Any, int, dict[str, float]], None]) -> None:
-        self._fn = on_epoch_end
+    def __init__(self, on_epoch_end: Callable[[Any, int, Logs], None] | None = None,
+                 on_train_begin: Callable[[Any], None] | None = None,
+                 on_train_end: Callable[[Any], None] | None = None) -> None:
+        for name, fn in (("on_epoch_end", on_epoch_end), ("on_train_begin", on_train_begin),
+                         ("on_train_end", on_train_end)):
+            if fn is not None and not callable(fn):
+                raise ConfigError(f"LambdaCallback.{name} must be a function. Received: {fn!r:.100}")
+        self._epoch_end, self._begin, self._end = on_epoch_end, on_train_begin, on_train_end
 
-    def on_epoch_end(self, model: Any, epoch: int, logs: dict[str, float]) -> None:
-        self._fn(model, epoch, logs)
+    def on_train_begin(self, model: Any) -> None:
+        if self._begin is not None:
+            self._begin(model)
+
+    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        if self._epoch_end is not None:
+            self._epoch_end(model, epoch, logs)
+
+    def on_train_end(self, model: Any) -> None:
+        if self._end is not None:
+            self._end(model)

@@ -7,72 +7,163 @@
       optimizer.safetensors  canonical optimizer state (opt.step, opt.m.<w>, ...), if any
 
 Saving is atomic: everything is written into a temporary sibling and fsynced, an existing
-checkpoint is moved aside, the new one renamed in, the old one deleted. A crash at any
-point leaves either the old or the new checkpoint; `load` recovers a set-aside copy.
-Loading never executes code: JSON and safetensors only, verified against their hashes
-and against the names, shapes and dtypes the spec implies.
+checkpoint is moved aside (``run.xvae.old``), the new one renamed in, the old one deleted.
+A crash at any point leaves either the old or the new checkpoint; `load` recovers a
+set-aside copy when a crash left only that.
+
+Loading never executes code: JSON and safetensors only (no pickle, no ``np.load``, no
+``torch.load``), each array file checked against the sha256 recorded at save time and
+against the names, shapes and dtypes the spec implies. Anything else is a
+`CheckpointError` naming the file and the problem.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from xvae._errors import CheckpointError, SpecError
+from xvae._errors import CheckpointError, SpecError, XVAEError
 from xvae._specs import spec_from_dict
 from xvae.naming import optimizer_slots, weight_shapes
 from xvae.optim import optimizer_from_dict
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save", "load", "read", "latest"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "latest", "list_checkpoints", "load", "read", "remove", "save"]
 
 FORMAT = "xvae-checkpoint"
 FORMAT_VERSION = 1
 META, WEIGHTS, OPTIMIZER = "xvae.json", "weights.safetensors", "optimizer.safetensors"
 _ASIDE = ".old"
+#: xvae.json holds a spec, counters and an RNG state: kilobytes. Refuse to parse a bomb.
+MAX_META_BYTES = 1 << 20
+#: Bit generators a checkpoint may name. A table, never getattr(np.random, <file content>).
+BIT_GENERATORS: dict[str, type[np.random.BitGenerator]] = {
+    cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
+                                  np.random.Philox, np.random.SFC64)
+}
+_KINDS = ("vae", "classifier")
+_PRECISIONS = ("highest", "fast")
+#: Test hook: the name of a point in `save` at which the process SIGKILLs itself, so a test
+#: can prove that every interrupted save leaves a loadable checkpoint (tests/unit/test_checkpoint.py).
+CRASH_ENV = "XVAE_CHECKPOINT_CRASH_AT"
+CRASH_POINTS = ("weights-half-written", "weights-written", "meta-written", "synced",
+                "moved-aside", "renamed-in", "aside-trashed")
+_EPOCH_NAME = re.compile(r"^epoch-(\d+)\.xvae$")
+
+Arrays = dict[str, NDArray[Any]]
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        kill = getattr(signal, "SIGKILL", None)
+        if kill is None:  # pragma: no cover - Windows
+            os._exit(137)
+        os.kill(os.getpid(), kill)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (POSIX); directories cannot be opened on Windows."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows
+        return
     try:
         os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
     finally:
         os.close(fd)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _write(path: Path, data: bytes, crash_at: str | None = None) -> None:
+    """Write, flush and fsync `data`; `crash_at` names a test crash point halfway through."""
+    with open(path, "wb") as f:
+        half = len(data) // 2
+        f.write(data[:half])
+        if crash_at:
+            f.flush()
+            _crash_point(crash_at)
+        f.write(data[half:])
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _trash(path: Path) -> None:
+    """Delete a directory so that it disappears at once: rename it to a hidden name, then delete.
+
+    A crash during the (non-atomic) deletion leaves only a `.trash-` folder, never a
+    half-deleted checkpoint under a checkpoint's name.
+    """
+    trash = path.with_name(f".{path.name}.trash-{uuid.uuid4().hex[:8]}")
+    try:
+        os.replace(path, trash)
+    except FileNotFoundError:
+        return
+    _crash_point("aside-trashed")
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove(path: str | os.PathLike[str]) -> None:
+    """Delete a checkpoint directory (atomically: it is gone or intact, never half-deleted).
+
+    Also finishes deletions that a crash interrupted in the same folder (`.*.trash-*`).
+    """
+    target = Path(path)
+    _trash(target)
+    for stale in target.parent.glob(".*.trash-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _clean_siblings(target: Path) -> None:
+    """Delete leftovers of interrupted saves of `target` (temporary and trash folders)."""
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        if ".tmp-" in stale.name or ".trash-" in stale.name:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _is_checkpoint_dir(path: Path) -> bool:
+    return path.is_dir() and (path / META).is_file()
 
 
 def save(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Write `model` to the directory `path` atomically; returns the path."""
-    from safetensors.numpy import save_file
+    """Write `model` to the directory `path` atomically; returns the path.
+
+    Raises:
+        CheckpointError: `path` exists and is not an xvae checkpoint (it is never overwritten).
+    """
+    from safetensors.numpy import save as to_bytes
 
     from xvae import __version__
 
     target = Path(path)
+    if target.exists() and not _is_checkpoint_dir(target) and not (target.is_dir() and not any(target.iterdir())):
+        raise CheckpointError(f"{target} exists and is not an xvae checkpoint; refusing to overwrite it. "
+                              "Choose another path or delete it first.", path=str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     weights, opt_state = model._program.get_state()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        files = {WEIGHTS: weights, OPTIMIZER: opt_state}
         hashes = {}
-        for name, arrays in files.items():
+        for name, arrays in ((WEIGHTS, weights), (OPTIMIZER, opt_state)):
             if name == OPTIMIZER and not arrays:
                 continue
-            save_file({k: np.array(v, order="C") for k, v in arrays.items()}, str(tmp / name))
-            _fsync(tmp / name)
-            hashes[name] = _sha256(tmp / name)
+            data = to_bytes({k: np.array(v, dtype=np.float32, order="C") for k, v in arrays.items()})
+            _write(tmp / name, data, crash_at="weights-half-written" if name == WEIGHTS else None)
+            hashes[name] = hashlib.sha256(data).hexdigest()
+            if name == WEIGHTS:
+                _crash_point("weights-written")
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -82,132 +173,326 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
             "optimizer": model.optimizer.to_dict() if model.optimizer else None,
             "step": int(model.step),
             "epoch": int(model.epoch),
-            "rng": model.rng.bit_generator.state,
+            "rng": _plain(model.rng.bit_generator.state),
             "precision": model.options.precision,
             "init": model.init,
             "backend": model.backend,
             "files": hashes,
         }
-        (tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
-        _fsync(tmp / META)
-        _fsync(tmp)
+        _write(tmp / META, json.dumps(meta, indent=1, sort_keys=True).encode())
+        _crash_point("meta-written")
+        _fsync_dir(tmp)
+        _crash_point("synced")
         aside = target.with_name(target.name + _ASIDE)
         if target.exists():
             if aside.exists():
-                shutil.rmtree(aside)
+                # Both exist only after a crash that had already renamed the new one in:
+                # `target` is complete, `aside` is the stale older copy.
+                _trash(aside)
             os.replace(target, aside)
-        os.replace(tmp, target)
-        _fsync(target.parent)
+            _fsync_dir(target.parent)
+            _crash_point("moved-aside")
+        _rename_in(tmp, target, aside)
+        _fsync_dir(target.parent)
+        _crash_point("renamed-in")
         if aside.exists():
-            shutil.rmtree(aside)
+            _trash(aside)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _clean_siblings(target)
     return target
 
 
-def _recover(target: Path) -> None:
-    """Finish or undo a save that a crash interrupted."""
-    aside = target.with_name(target.name + _ASIDE)
-    if not target.exists() and aside.exists():
-        os.replace(aside, target)  # the new one never arrived: the old one is the checkpoint
-    elif target.exists() and aside.exists() and (target / META).exists():
-        shutil.rmtree(aside, ignore_errors=True)  # the new one arrived: drop the old
-
-
-def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Verified (metadata, weights, optimizer state) of a checkpoint, without building a model."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    target = Path(path)
-    _recover(target)
-    if not (target / META).is_file():
-        raise CheckpointError(f"No checkpoint at {target}: {META} is missing. Save one with model.save(path).",
-                              path=str(target))
-    try:
-        meta = json.loads((target / META).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{target / META} is not valid JSON ({err}): the checkpoint is corrupted.",
-                              path=str(target / META)) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{target / META} is not an xvae checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r}).",
-                              path=str(target / META))
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{target} has checkpoint format version {version!r}; this xvae reads up to "
-                              f"{FORMAT_VERSION}. Upgrade xvae to load it.", path=str(target))
-    try:
-        spec = spec_from_dict(meta["spec"])
-        optimizer = optimizer_from_dict(meta["optimizer"]) if meta.get("optimizer") else None
-    except (SpecError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{target / META} holds an invalid spec: {err}", path=str(target / META)) from None
-    hashes = meta.get("files", {})
-    if not isinstance(hashes, dict) or WEIGHTS not in hashes:
-        raise CheckpointError(f"{target / META} lists no weights file hash: the checkpoint is incomplete.",
-                              path=str(target / META))
-    wanted = {WEIGHTS: weight_shapes(spec),
-              OPTIMIZER: optimizer_slots(spec, optimizer.slots) if optimizer else {}}
-    arrays: dict[str, dict[str, np.ndarray]] = {}
-    for name, shapes in wanted.items():
-        file = target / name
-        if name not in hashes:
-            arrays[name] = {}
-            continue
-        if not file.is_file():
-            raise CheckpointError(f"{file} is missing: the checkpoint is incomplete.", path=str(file))
-        if _sha256(file) != hashes[name]:
-            raise CheckpointError(f"{file} does not match the hash recorded in {META}: the file is corrupted, "
-                                  "truncated or was modified after saving.", path=str(file))
+def _rename_in(tmp: Path, target: Path, aside: Path) -> None:
+    """os.replace(tmp, target), once more if a concurrent `load` put the set-aside copy back."""
+    for attempt in range(3):
         try:
-            loaded = load_file(str(file))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise CheckpointError(f"{file} is not a valid safetensors file ({err}).", path=str(file)) from None
-        for key, shape in shapes.items():
-            if key not in loaded:
-                raise CheckpointError(f"{file} lacks {key!r}, which the spec needs.", path=str(file), key=key)
-            arr = loaded[key]
-            if arr.dtype != np.float32:
-                raise CheckpointError(f"{file}: {key!r} has dtype {arr.dtype}; checkpoints hold float32.",
-                                      path=str(file), key=key)
-            if arr.shape != shape:
-                raise CheckpointError(f"{file}: {key!r} has shape {arr.shape}; the spec needs {shape}.",
-                                      path=str(file), key=key)
-        extra = sorted(set(loaded) - set(shapes))
-        if extra:
-            raise CheckpointError(f"{file} holds names the spec does not have: {extra[:5]}.",
-                                  path=str(file), key=extra[0])
-        arrays[name] = loaded
-    meta["spec"], meta["optimizer"] = spec, optimizer
-    return meta, arrays[WEIGHTS], arrays[OPTIMIZER]
+            os.replace(tmp, target)
+            return
+        except OSError:
+            if attempt == 2 or not _is_checkpoint_dir(target):
+                raise
+            if aside.exists():
+                _trash(aside)
+            os.replace(target, aside)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy of a bit generator state (numpy ints -> int, arrays -> lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _unplain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__", "dtype"} and value["dtype"] in ("<u4", "<u8", "<i4", "<i8"):
+            return np.asarray(value["__ndarray__"], dtype=np.dtype(value["dtype"]))
+        return {k: _unplain(v) for k, v in value.items()}
+    return value
+
+
+def _recover(target: Path) -> Path:
+    """Finish or undo a save that a crash interrupted; returns the folder to read.
+
+    Only the aside copy left: the new one never arrived, the old one is the checkpoint.
+    Both left: the new one arrived, the old one is stale. If the folder is read-only the
+    aside copy is read in place.
+    """
+    aside = target.with_name(target.name + _ASIDE)
+    try:
+        if not target.exists() and _is_checkpoint_dir(aside):
+            os.replace(aside, target)
+        elif _is_checkpoint_dir(target) and aside.exists():
+            _trash(aside)
+    except OSError:
+        if not target.exists() and _is_checkpoint_dir(aside):
+            return aside
+    return target
+
+
+def _fail(message: str, path: Path, key: str | None = None) -> CheckpointError:
+    return CheckpointError(message, path=str(path), key=key)
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    file = folder / META
+    if folder.is_file():
+        raise _fail(f"{folder} is a file; an xvae checkpoint is a directory (saved with model.save(path)).", folder)
+    if not file.is_file():
+        what = "does not exist" if not folder.exists() else f"has no {META}"
+        raise _fail(f"No checkpoint at {folder}: it {what}. Save one with model.save(path).", file)
+    if file.stat().st_size > MAX_META_BYTES:
+        raise _fail(f"{file} is {file.stat().st_size} bytes, far larger than any checkpoint's metadata: "
+                    "the file is corrupted or not an xvae checkpoint.", file)
+    raw = file.read_bytes()
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _fail(f"{file} is not valid JSON ({type(err).__name__}: {str(err)[:200]}): "
+                    "the checkpoint is corrupted or truncated.", file) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise _fail(f"{file} is not an xvae checkpoint (format {found!r}, expected {FORMAT!r}).", file)
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _fail(f"{file} has an invalid format_version {version!r}: the checkpoint is corrupted.", file)
+    if version > FORMAT_VERSION:
+        raise _fail(f"{file} has checkpoint format version {version}, written by xvae "
+                    f"{meta.get('xvae_version', '?')}; this xvae reads versions up to {FORMAT_VERSION}. "
+                    "Upgrade xvae to load it.", file)
+    return meta
+
+
+def _check_meta(meta: dict[str, Any], file: Path) -> dict[str, Any]:
+    """Every field of xvae.json, typed and validated; returns the parsed values."""
+    def bad(field: str, why: str) -> CheckpointError:
+        return _fail(f"{file}: field {field!r} {why}: the checkpoint is corrupted or was edited.", file, field)
+
+    kind = meta.get("kind")
+    if kind not in _KINDS:
+        raise bad("kind", f"must be one of {_KINDS}, found {kind!r}")
+    try:
+        spec = spec_from_dict(meta.get("spec"))  # type: ignore[arg-type]
+    except (SpecError, TypeError, ValueError) as err:
+        raise _fail(f"{file} holds an invalid spec: {err}", file, "spec") from None
+    if spec.kind != kind:
+        raise bad("kind", f"says {kind!r} but the spec is a {spec.kind!r}")
+    optimizer = None
+    if meta.get("optimizer") is not None:
+        try:
+            optimizer = optimizer_from_dict(meta["optimizer"])
+        except (SpecError, TypeError, ValueError) as err:
+            raise _fail(f"{file} holds an invalid optimizer: {err}", file, "optimizer") from None
+    for field in ("step", "epoch"):
+        value = meta.get(field, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(field, f"must be an integer >= 0, found {value!r}")
+    if meta.get("precision", "highest") not in _PRECISIONS:
+        raise bad("precision", f"must be one of {_PRECISIONS}, found {meta.get('precision')!r}")
+    from xvae.init import INITIALIZERS
+
+    init = meta.get("init", "glorot_uniform")
+    if not isinstance(init, str) or init not in INITIALIZERS:
+        raise bad("init", f"must name an initializer ({', '.join(INITIALIZERS)}), found {init!r}")
+    backend = meta.get("backend")
+    if backend is not None and not isinstance(backend, str):
+        raise bad("backend", f"must be a backend name, found {backend!r}")
+    rng = _generator(meta.get("rng"), file)
+    files = meta.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise bad("files", "must map file names to sha256 digests")
+    if WEIGHTS not in files:
+        raise bad("files", f"lists no {WEIGHTS}")
+    return {"kind": kind, "spec": spec, "optimizer": optimizer, "rng": rng, "files": files}
+
+
+def _generator(state: Any, file: Path) -> np.random.Generator:
+    """A Generator restored from a saved bit-generator state (from a fixed table of classes)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in BIT_GENERATORS:
+        raise _fail(f"{file}: field 'rng' must hold a NumPy bit generator state "
+                    f"({', '.join(BIT_GENERATORS)}), found {str(state)[:100]!r}.", file, "rng")
+    bitgen = BIT_GENERATORS[name]()
+    try:
+        bitgen.state = _unplain(state)
+    except Exception as err:  # noqa: BLE001 - numpy raises TypeError/ValueError/KeyError/OverflowError here
+        raise _fail(f"{file}: field 'rng' holds an invalid {name} state ({type(err).__name__}: {err}).",
+                    file, "rng") from None
+    return np.random.Generator(bitgen)
+
+
+def _read_arrays(file: Path, digest: str, shapes: dict[str, tuple[int, ...]]) -> Arrays:
+    """One safetensors file, verified: hash, format, then names, dtypes and shapes."""
+    from safetensors.numpy import load as from_bytes
+
+    if not file.is_file():
+        raise _fail(f"{file} is missing: the checkpoint is incomplete.", file)
+    data = file.read_bytes()  # hashed and parsed from the same bytes: no window to swap the file
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise _fail(f"{file} does not match the sha256 recorded in {META}: the file is corrupted, "
+                    "truncated or was modified after saving.", file)
+    try:
+        loaded = from_bytes(data)
+    except Exception as err:  # noqa: BLE001 - safetensors' Rust parser: SafetensorError, or numpy on odd dtypes
+        raise _fail(f"{file} is not a valid safetensors file ({type(err).__name__}: {str(err)[:200]}).",
+                    file) from None
+    for key, shape in shapes.items():
+        if key not in loaded:
+            raise _fail(f"{file} lacks {key!r}, which the spec needs.", file, key)
+        arr = loaded[key]
+        if arr.dtype != np.float32:
+            raise _fail(f"{file}: {key!r} has dtype {arr.dtype}; checkpoints hold float32.", file, key)
+        if arr.shape != shape:
+            raise _fail(f"{file}: {key!r} has shape {arr.shape}; the spec needs {shape}.", file, key)
+    extra = sorted(set(loaded) - set(shapes))
+    if extra:
+        raise _fail(f"{file} holds names the spec does not have: {extra[:5]}.", file, extra[0])
+    return loaded
+
+
+def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Arrays, Arrays]:
+    """Verified (metadata, weights, optimizer state) of a checkpoint, without building a model.
+
+    In the metadata, "spec" and "optimizer" are spec objects and "rng" a restored
+    `numpy.random.Generator`.
+
+    Raises:
+        CheckpointError: missing, truncated, corrupted or tampered files, a mismatch between
+            the spec and the arrays, or a newer format version; `err.path` names the file.
+    """
+    target = Path(path)
+    for attempt in range(_READ_TRIES):
+        folder = _recover(target)
+        before = _identity(folder / META)
+        try:
+            return _read(folder)
+        except (CheckpointError, FileNotFoundError) as err:
+            # A save by another process swapped the folder under us: the metadata file is a
+            # different one now. Read again. Real damage leaves it unchanged: report it.
+            in_flight = not target.exists() and target.with_name(target.name + _ASIDE).exists()
+            swapped = in_flight or _identity(folder / META) != before or _identity(target / META) != before
+            if swapped and attempt < _READ_TRIES - 1:
+                time.sleep(0.01 * attempt)
+                continue
+            if isinstance(err, CheckpointError):
+                raise
+            raise _fail(f"{target} changed while it was being read ({err.filename} vanished): another "
+                        "process is saving to it. Load it again once that save is done.", target) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_READ_TRIES = 5
+
+
+def _identity(file: Path) -> tuple[int, int, int] | None:
+    try:
+        st = file.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _read(folder: Path) -> tuple[dict[str, Any], Arrays, Arrays]:
+    meta = _read_meta(folder)
+    checked = _check_meta(meta, folder / META)
+    spec, optimizer, files = checked["spec"], checked["optimizer"], checked["files"]
+    weights = _read_arrays(folder / WEIGHTS, files[WEIGHTS], weight_shapes(spec))
+    opt_state: Arrays = {}
+    if OPTIMIZER in files:
+        if optimizer is None:
+            raise _fail(f"{folder / META} lists {OPTIMIZER} but no optimizer: the checkpoint was edited.",
+                        folder / META, "optimizer")
+        opt_state = _read_arrays(folder / OPTIMIZER, files[OPTIMIZER], optimizer_slots(spec, optimizer.slots))
+    return {**meta, **checked}, weights, opt_state
 
 
 def load(path: str | os.PathLike[str], backend: str | None = None, precision: str | None = None) -> Any:
-    """Rebuild a model from a checkpoint on any backend (default: the one that saved it)."""
+    """Rebuild a model from a checkpoint on any backend (default: the one that saved it).
+
+    Weights, optimizer state, step, epoch and the RNG state all come back, so
+    ``fit(..., resume=True)`` continues exactly where the saved run stopped.
+
+    Args:
+        path: the checkpoint directory written by `model.save(path)`.
+        backend: any installed backend; None uses the saving backend if it is installed,
+            else the first available one.
+        precision: "highest" or "fast"; None keeps the saved setting.
+
+    Raises:
+        CheckpointError: the checkpoint is missing, corrupted, tampered with or from a newer
+            xvae (the message names the file and the problem).
+    """
     from xvae import backends
-    from xvae.models import Classifier, VAE
+    from xvae.models import VAE, Classifier
 
     meta, weights, opt_state = read(path)
     cls = VAE if meta["kind"] == "vae" else Classifier
     name = backend or meta.get("backend")
-    if name is None or backends.why_unavailable(name):
-        name = backend  # None -> the first available backend
+    if name is None or (backend is None and backends.why_unavailable(name)):
+        name = None  # the saving backend is not installed here: the first available one
     model = cls(meta["spec"], backend=name, seed=None, init=meta.get("init", "glorot_uniform"),
                 precision=precision or meta.get("precision", "highest"))
     if meta["optimizer"] is not None:
         model._prepare_training(meta["optimizer"])
-    model._program.set_state(weights, opt_state or None)
-    model.step, model.epoch = int(meta.get("step", 0)), int(meta.get("epoch", 0))
     try:
-        model.rng.bit_generator.state = meta["rng"]
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: invalid RNG state in {META} ({err}).", path=str(path)) from None
+        model._program.set_state(weights, opt_state or None)
+    except XVAEError:
+        raise
+    except Exception as err:  # a backend refusing the arrays is a checkpoint problem, not a crash
+        raise CheckpointError(f"{path}: the {model.backend!r} backend rejected the saved arrays "
+                              f"({type(err).__name__}: {err}).", path=str(path)) from err
+    model.step, model.epoch = int(meta.get("step", 0)), int(meta.get("epoch", 0))
+    model.rng = meta["rng"]
     return model
 
 
+def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """(epoch, path) of every `epoch-NNNN.xvae` checkpoint in `directory`, oldest epoch first.
+
+    A checkpoint that a crash left only as its set-aside copy (``.old``) is listed under
+    its own name: `load` recovers it.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    found: dict[int, Path] = {}
+    for entry in folder.iterdir():
+        name = entry.name.removesuffix(_ASIDE)
+        match = _EPOCH_NAME.match(name)
+        if match and entry.is_dir():
+            found[int(match.group(1))] = folder / name
+    return sorted(found.items())
+
+
 def latest(directory: str | os.PathLike[str]) -> Path | None:
-    """The newest checkpoint written by ModelCheckpoint in `directory`, or None."""
-    found = sorted(Path(directory).glob("epoch-*.xvae"))
-    return found[-1] if found else None
-
-
+    """The checkpoint of the highest epoch written by ModelCheckpoint in `directory`, or None."""
+    found = list_checkpoints(directory)
+    return found[-1][1] if found else None

@@ -10,10 +10,13 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-__all__ = ["main", "build_parser"]
+from xvae._errors import XVAEError
+
+__all__ = ["build_parser", "main"]
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -23,11 +26,21 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 500 or 256,128; got {text!r}") from None
 
 
-def _add_data(p: argparse.ArgumentParser) -> None:
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def _add_data(p: argparse.ArgumentParser, split: str = "train") -> None:
     p.add_argument("--dataset", default="digits", help="digits (bundled, default), mnist or fashion_mnist")
-    p.add_argument("--split", default=None, help="training split (default: train; mnist here: test)")
+    p.add_argument("--split", default=split, help=f"dataset split: train, test (digits also all); default {split}")
     p.add_argument("--data-dir", default=None, help="folder with the IDX files (default: $XVAE_DATA_DIR or ~/.cache/xvae)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N examples")
+    p.add_argument("--limit", type=_positive, default=None, help="use only the first N examples")
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -46,57 +59,71 @@ def _add_model(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xvae", description="Train the same VAE or classifier in JAX, TensorFlow or PyTorch.")
+    from xvae import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="xvae", description="Train the same VAE or classifier in JAX, TensorFlow or PyTorch.",
+        epilog="Exit codes: 0 success, 1 error (one line; --debug for the traceback), 2 bad usage.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"xvae {__version__}")
+    # --debug after the command too (xvae train --debug); SUPPRESS keeps the top-level value otherwise
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("backends", help="list backends: installed?, version, device")
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[common])
 
-    train = sub.add_parser("train", help="train a model and write history, checkpoint and plots")
+    add("backends", "list backends: installed?, version, device")
+
+    train = add("train", "train a model and write history, checkpoint and plots")
     _add_data(train)
     _add_model(train)
     train.add_argument("--backend", default=None, help="jax, tf, torch or numpy (default: first available)")
     train.add_argument("--out", default="runs/xvae", help="output folder (default runs/xvae)")
-    train.add_argument("--resume", default=None, metavar="CHECKPOINT", help="continue from a checkpoint; --epochs is the total")
-    train.add_argument("--checkpoint-every", type=int, default=0, help="also keep checkpoints every N epochs")
-    train.add_argument("--precision", choices=("highest", "fast"), default="highest")
+    train.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                       help="continue from a checkpoint (or a folder of epoch-N.xvae checkpoints: the latest); "
+                            "--epochs is the total, model options come from the checkpoint")
+    train.add_argument("--checkpoint-every", type=int, default=0, help="also save OUT/checkpoints/epoch-N.xvae every N epochs")
+    train.add_argument("--keep", type=_positive, default=3, help="checkpoints to keep with --checkpoint-every (default 3)")
+    train.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    train.add_argument("--precision", choices=("highest", "fast"), default=None,
+                       help="highest (full float32, default) or fast (TF32/bf16 where the GPU has it)")
     train.add_argument("--no-progress", action="store_true")
 
-    comp = sub.add_parser("compare", help="train the same spec in every backend and compare")
+    comp = add("compare", "train the same spec in every backend and compare")
     _add_data(comp)
     _add_model(comp)
     comp.add_argument("--backends", default=None, help="comma-separated (default: every installed framework)")
     comp.add_argument("--json", default=None, help="write the table as JSON")
     comp.add_argument("--markdown", default=None, help="write the table as Markdown")
 
-    sample = sub.add_parser("sample", help="decode samples from a VAE checkpoint into a PNG grid")
+    sample = add("sample", "decode samples from a VAE checkpoint into a PNG grid")
     sample.add_argument("checkpoint")
-    sample.add_argument("-n", type=int, default=64)
+    sample.add_argument("-n", type=_positive, default=64, help="how many samples (default 64)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--binary", action="store_true")
     sample.add_argument("--backend", default=None)
     sample.add_argument("--out", default="samples.png")
 
-    conv = sub.add_parser("convert", help="load a checkpoint in another backend and save it")
+    conv = add("convert", "load a checkpoint in another backend and save it")
     conv.add_argument("checkpoint")
     conv.add_argument("--to", required=True, help="target backend")
     conv.add_argument("--out", default=None, help="output checkpoint (default: overwrite in place)")
 
-    ev = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset split")
+    ev = add("evaluate", "evaluate a checkpoint on a dataset split")
     ev.add_argument("checkpoint")
-    _add_data(ev)
+    _add_data(ev, split="test")
     ev.add_argument("--backend", default=None)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--binarize", choices=("none", "static", "dynamic"), default="none")
     return parser
 
 
-def _data(args: argparse.Namespace, split: str | None = None) -> Any:
+def _data(args: argparse.Namespace) -> Any:
     from xvae import datasets
 
-    name = args.dataset
-    split = split or args.split or ("test" if name != "digits" else "train")
-    data = datasets.load(name, split=split, data_dir=args.data_dir)
+    data = datasets.load(args.dataset, split=args.split, data_dir=args.data_dir)
     if args.limit:
         data = data.subset(slice(0, args.limit))
     return data
@@ -142,43 +169,82 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_path(text: str) -> Path:
+    """A checkpoint, or a folder of epoch-N.xvae checkpoints (its latest)."""
+    from xvae import checkpoint
+
+    path = Path(text)
+    if path.is_dir() and not (path / checkpoint.META).exists():
+        found = checkpoint.latest(path)
+        if found is not None:
+            return found
+    return path
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import xvae
     from xvae import plots
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     data = _data(args)
-    is_vae = args.model == "vae"
     if args.resume:
-        model = xvae.load(args.resume, backend=args.backend, precision=args.precision)
+        model = xvae.load(_resume_path(args.resume), backend=args.backend, precision=args.precision)
     else:
         spec = _spec(args, data)
-        cls = xvae.VAE if is_vae else xvae.Classifier
-        model = cls(spec, backend=args.backend, seed=args.seed, precision=args.precision)
-        is_vae = model.kind == "vae"
+        cls = xvae.VAE if args.model == "vae" else xvae.Classifier
+        model = cls(spec, backend=args.backend, seed=args.seed, precision=args.precision or "highest")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     print(f"xvae train: {model.kind} {model.spec.to_json()} on {data.name}/{data.split} "
           f"({len(data.x)} examples) with backend {model.backend!r}")
     val = _validation(args, data)
-    fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, optimizer=None if args.resume else _optimizer(args),
-                    progress=not args.no_progress, steps_per_call=args.steps_per_call, resume=bool(args.resume),
-                    checkpoint_dir=(out / "checkpoints") if args.checkpoint_every else None,
-                    checkpoint_every=max(args.checkpoint_every, 1))
-    if is_vae:
-        hist = model.fit(data.x, binarize=_binarize(args.binarize), validation_data=val and val.x, **fit_args)
+    fit_args: dict[str, Any] = {
+        "epochs": args.epochs, "batch_size": args.batch_size,
+        "optimizer": None if args.resume else _optimizer(args), "progress": not args.no_progress,
+        "steps_per_call": args.steps_per_call, "resume": bool(args.resume),
+        "checkpoint_dir": (out / "checkpoints") if args.checkpoint_every else None,
+        "checkpoint_every": max(args.checkpoint_every, 1), "keep": args.keep}
+    first_epoch = model.epoch
+    if model.kind == "vae":
+        hist = model.fit(data.x, binarize=_binarize(args.binarize), validation_data=None if val is None else val.x,
+                         **fit_args)
     else:
-        hist = model.fit(data.x, data.y, validation_data=val and (val.x, val.y), **fit_args)
+        hist = model.fit(data.x, data.y, validation_data=None if val is None else (val.x, val.y),
+                         **fit_args)
+    hist = _with_earlier_epochs(out / "history.json", hist, first_epoch) if args.resume else hist
     hist.to_json(out / "history.json")
     model.save(out / "model.xvae")
-    pngs = plots.save_all(model, hist, (val or data).x, out, labels=(val or data).y, image_shape=data.image_shape)
+    written = [out / "history.json", out / "model.xvae"]
+    if not args.no_plots:
+        shown = data if val is None else val
+        written += [Path(p) for p in plots.save_all(model, hist, shown.x, out, labels=shown.y,
+                                                     image_shape=data.image_shape)]
     last = {k: round(v[-1], 4) for k, v in hist.history.items()}
     print(f"final epoch {model.epoch}: {last}")
-    print(f"wrote {out / 'history.json'}, {out / 'model.xvae'}, " + ", ".join(str(Path(p)) for p in pngs))
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
+def _with_earlier_epochs(path: Path, hist: Any, first_epoch: int) -> Any:
+    """A resumed run's History preceded by the rows of the run it continues (if `path` has them)."""
+    from xvae import History
+
+    if not path.is_file():
+        return hist
+    try:
+        earlier = History.from_json(path)
+    except XVAEError:
+        return hist
+    keep = [i for i, e in enumerate(earlier.epoch) if e <= first_epoch]
+    if set(earlier.history) != set(hist.history) or not keep:
+        return hist
+    merged = History({k: [v[i] for i in keep] for k, v in earlier.history.items()},
+                     [earlier.epoch[i] for i in keep], dict(hist.params))
+    merged.extend(hist)
+    return merged
+
+
 def _validation(args: argparse.Namespace, data: Any) -> Any:
-    """The held-out split: digits' test split; for MNIST here (test split only), none."""
+    """Validation data shown per epoch: digits' test split when training on its train split, else none."""
     from xvae import datasets
 
     if data.name == "digits" and data.split == "train":
@@ -192,7 +258,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = _data(args)
     spec = _spec(args, data)
     names = args.backends.split(",") if args.backends else None
-    test = _validation(args, data) or data
+    val = _validation(args, data)
+    test = data if val is None else val
     result = compare(spec, data.x, data.y if args.model == "classifier" else None, x_test=test.x, y_test=test.y,
                      backends=names, epochs=args.epochs, batch_size=args.batch_size, optimizer=_optimizer(args),
                      seed=args.seed, binarize=_binarize(args.binarize), steps_per_call=args.steps_per_call)
@@ -231,7 +298,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import xvae
 
     model = xvae.load(args.checkpoint, backend=args.backend)
-    data = _data(args, split=args.split or "test")
+    data = _data(args)
     if model.kind == "vae":
         result = model.evaluate(data.x, seed=args.seed, binarize=_binarize(args.binarize))
     else:
@@ -246,20 +313,28 @@ COMMANDS = {"backends": cmd_backends, "train": cmd_train, "compare": cmd_compare
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `xvae` console script; returns the exit code."""
-    from xvae._errors import XVAEError
+    """Entry point of the `xvae` console script; returns the exit code (0, 1 or 2).
 
-    args = build_parser().parse_args(argv)
+    Errors print one line on stderr (``xvae CMD: error: Type: message``); ``--debug``
+    adds the traceback. Usage errors (argparse) exit 2, after argparse's usage line.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version (0) and usage errors (2)
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
     try:
         return COMMANDS[args.command](args)
-    except XVAEError as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"xvae {args.command}: error: {type(err).__name__}: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("xvae: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - one line for every error; --debug shows the traceback
+        if args.debug:
+            traceback.print_exc()
+        known = isinstance(err, (XVAEError, OSError))
+        lines = str(err).strip().splitlines() or [""]
+        hint = "" if known or args.debug else " (an unexpected error: run with --debug for the traceback)"
+        print(f"xvae {args.command}: error: {type(err).__name__}: {lines[0]}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,7 +35,17 @@ class _EpochClock(Callback):
 
 @dataclass
 class Comparison:
-    """Rows per backend plus the pairwise maximum relative disagreement of epoch losses."""
+    """Rows per backend plus the pairwise maximum relative disagreement of epoch losses.
+
+    Attributes:
+        kind: "vae" or "classifier".
+        rows: one dict per backend: "backend", "version", "device", "final_loss",
+            "test_metric" (negative ELBO in nats for a VAE, accuracy for a classifier)
+            and "steps_per_s".
+        histories: backend -> its `History.history` (metric -> one float per epoch).
+        disagreement: "a-b" -> max over epochs of |loss_a - loss_b| / |loss_b|.
+        settings: the spec (as a dict), epochs, seed, batch size and data size used.
+    """
 
     kind: str
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -45,17 +55,21 @@ class Comparison:
 
     @property
     def max_disagreement(self) -> float:
+        """The largest pairwise disagreement (0.0 with fewer than two backends)."""
         return max(self.disagreement.values(), default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data: the attributes plus "max_disagreement"."""
         return {"kind": self.kind, "settings": self.settings, "rows": self.rows,
                 "histories": self.histories, "disagreement": self.disagreement,
                 "max_disagreement": self.max_disagreement}
 
     def to_json(self) -> str:
+        """`to_dict()` as indented JSON."""
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     def to_markdown(self) -> str:
+        """Two Markdown tables: one row per backend, then the pairwise disagreements."""
         metric = "test neg. ELBO (nats)" if self.kind == "vae" else "test accuracy"
         lines = [f"| backend | version | device | final loss | {metric} | steps/s |",
                  "|---|---|---|---|---|---|"]
@@ -76,8 +90,32 @@ def compare(spec: Any, x: np.ndarray, y: np.ndarray | None = None, *, x_test: np
             steps_per_call: int = 1, progress: bool = False) -> Comparison:
     """Train `spec` with the same seed and data in each backend; return the side-by-side table.
 
-    backends: default every available framework backend (the float64 "numpy" reference only
-    when named). steps/s is measured over the epochs after the first (which compiles).
+    Args:
+        spec: a `VAESpec` or `ClassifierSpec`.
+        x: float32 training inputs of shape (n, input_dim).
+        y: classifier labels of shape (n,) (0/1 or class ids); None for a VAE.
+        x_test: inputs to evaluate after training (default `x`).
+        y_test: their labels (default `y`).
+        backends: backend names; default every available framework backend (the float64
+            "numpy" reference only when named).
+        epochs: epochs to train in each backend.
+        batch_size: rows per step.
+        optimizer: an `xvae.optim` spec; None uses `Adam(1e-3)`.
+        seed: the model seed, the same in every backend.
+        binarize: None, "static" or "dynamic" (VAE only).
+        steps_per_call: optimizer steps per compiled call.
+        progress: show progress bars.
+
+    Returns:
+        A `Comparison`. steps/s is measured over the epochs after the first (which compiles).
+
+    Examples:
+        >>> import xvae
+        >>> data = xvae.datasets.load("digits")
+        >>> spec = xvae.VAESpec(input_dim=64, hidden=(16,), latents=2)
+        >>> result = compare(spec, data.x[:256], epochs=2, backends=["numpy"])
+        >>> [row["backend"] for row in result.rows]
+        ['numpy']
     """
     names = list(backends) if backends else [n for n in _backends.available() if n != "numpy"]
     names = [_backends.canonical_name(n) for n in names]

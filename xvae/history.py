@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from xvae._errors import DataError
+
+__all__ = ["History"]
 
 
 @dataclass
@@ -13,7 +20,14 @@ class History:
     """What `fit` returns. `history[name]` is one float per epoch, as in Keras.
 
     Epoch values are means over the epoch's batches weighted by each batch's real rows
-    (Keras' convention). `epoch` lists the (1-based) epoch numbers these rows belong to.
+    (Keras' convention). `epoch` lists the (1-based) epoch numbers these rows belong to
+    (after a resume they start past 1). `params` holds the fit settings.
+
+    Example:
+        >>> h = History()
+        >>> h.append(1, {"loss": 2.5})
+        >>> History.from_json(h.to_json()) == h
+        True
     """
 
     history: dict[str, list[float]] = field(default_factory=dict)
@@ -21,30 +35,70 @@ class History:
     params: dict[str, Any] = field(default_factory=dict)
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
+        """Add one epoch's row."""
+        self.epoch.append(int(epoch))
         for name, value in logs.items():
             self.history.setdefault(name, []).append(float(value))
 
-    def extend(self, other: "History") -> None:
-        for epoch, i in zip(other.epoch, range(len(other.epoch))):
+    def extend(self, other: History) -> None:
+        """Append the rows of `other` (e.g. the History of a resumed fit)."""
+        for i, epoch in enumerate(other.epoch):
             self.append(epoch, {k: v[i] for k, v in other.history.items() if i < len(v)})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "epoch": self.epoch, "params": self.params}
+        """Plain data (a copy): {"history": {name: [float]}, "epoch": [int], "params": {...}}."""
+        return {"history": {k: list(v) for k, v in self.history.items()}, "epoch": list(self.epoch),
+                "params": dict(self.params)}
 
     def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=1, sort_keys=True)
+        """The history as strict JSON (non-finite values as null); also written to `path` if given."""
+        data = self.to_dict()
+        data["history"] = {k: [v if math.isfinite(v) else None for v in vs] for k, vs in data["history"].items()}
+        text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False, default=_plain)
         if path is not None:
-            Path(path).write_text(text)
+            Path(path).write_text(text + "\n")
         return text
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "History":
-        return cls(dict(data.get("history", {})), list(data.get("epoch", [])), dict(data.get("params", {})))
+    def from_dict(cls, data: Any) -> History:
+        """Rebuild from `to_dict()` output; raises DataError naming what is malformed."""
+        if not isinstance(data, dict):
+            raise DataError(f"A History is a dict with 'history', 'epoch' and 'params'. Received: {type(data).__name__}")
+        history, epochs, params = data.get("history", {}), data.get("epoch", []), data.get("params", {})
+        if not isinstance(history, dict) or not all(
+                isinstance(k, str) and isinstance(v, list) for k, v in history.items()):
+            raise DataError("History 'history' must map metric names to lists of numbers.")
+        try:
+            values = {k: [math.nan if x is None else float(x) for x in v] for k, v in history.items()}
+        except (TypeError, ValueError) as err:
+            raise DataError(f"History 'history' holds a value that is not a number ({err}).") from None
+        if not isinstance(epochs, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in epochs):
+            raise DataError(f"History 'epoch' must be a list of integers. Received: {epochs!r:.100}")
+        if not isinstance(params, dict):
+            raise DataError(f"History 'params' must be a dict. Received: {params!r:.100}")
+        return cls(values, list(epochs), dict(params))
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> "History":
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text).read_text()
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text_or_path: str | Path) -> History:
+        """Rebuild from `to_json()` output: the JSON text itself, or the path of a file holding it."""
+        path = None
+        text = text_or_path if isinstance(text_or_path, str) else None
+        if text is None or not text.lstrip().startswith(("{", "[")):
+            path = Path(text_or_path)
+            try:
+                text = path.read_text()
+            except OSError as err:
+                raise DataError(f"Cannot read a History from {path}: {err.strerror or err}.", path=str(path)) from None
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            where = f" in {path}" if path else ""
+            raise DataError(f"Invalid History JSON{where}: {err}.", path=str(path) if path else None) from None
+        return cls.from_dict(data)
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback for params: NumPy scalars become Python numbers, anything else its str."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return str(value)

@@ -56,8 +56,29 @@ INITIALIZERS: dict[str, Draw] = {
 def initialize(
     spec: ModelSpec, rng: np.random.Generator, init: str = "glorot_uniform"
 ) -> dict[str, np.ndarray]:
-    """Canonical float32 weights for `spec`, drawn from `rng` by the initialiser `init`."""
-    if init not in INITIALIZERS:
+    """Canonical float32 weights for `spec`, drawn from `rng` by the initialiser `init`.
+
+    Args:
+        spec: a `VAESpec` or `ClassifierSpec`.
+        rng: the generator to draw from (a model's, seeded at construction).
+        init: "glorot_uniform" (Keras' default: U(-l, l), l = sqrt(6/(fan_in+fan_out)),
+            bias 0), "lecun_normal" (truncated normal, std sqrt(1/fan_in), bias 0) or
+            "torch_default" (torch.nn.Linear's: kernel and bias U(-1/sqrt(fan_in), ...)).
+
+    Returns:
+        name -> float32 array in `weight_shapes(spec)` order, kernels (in, out). Draws
+        happen in that order, kernel then bias, so a seed fixes every weight.
+
+    Raises:
+        SpecError: unknown `init`.
+
+    Examples:
+        >>> from xvae import VAESpec
+        >>> w = initialize(VAESpec(input_dim=4, latents=2), np.random.default_rng(0))
+        >>> w["encoder.mean.kernel"].shape, w["encoder.mean.kernel"].dtype
+        ((4, 2), dtype('float32'))
+    """
+    if not isinstance(init, str) or init not in INITIALIZERS:
         raise SpecError(
             f"Unknown initializer init={init!r}. Known initializers: {', '.join(INITIALIZERS)}."
         )

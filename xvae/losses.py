@@ -39,7 +39,11 @@ F64 = NDArray[np.float64]
 
 
 class LossSpec:
-    """Base of the loss specs; `metrics` names what a step reports, "loss" first."""
+    """Base of the loss specs; `metrics` names what a step reports, "loss" first.
+
+    A backend receives the spec's loss (`loss_for(spec)`) in `Backend.compile` and reports
+    each name in `metrics` as the masked mean over the batch.
+    """
 
     metrics: ClassVar[tuple[str, ...]] = ("loss",)
 
@@ -48,6 +52,7 @@ class LossSpec:
 class BernoulliELBO(LossSpec):
     """Negative ELBO per example: sum_pixels BCE(logits, x) + beta * KL(q(z|x) || N(0, I)).
 
+    Metrics: "loss" (the negative ELBO, nats), "reconstruction" (the BCE sum), "kl".
     `beta` is fed to the compiled step as an input, not baked in as a constant, so a KL
     warm-up schedule never recompiles.
     """
@@ -70,7 +75,19 @@ class CategoricalCrossEntropy(LossSpec):
 
 
 def loss_for(spec: ModelSpec) -> LossSpec:
-    """The loss a model spec trains with."""
+    """The loss a model spec trains with.
+
+    Args:
+        spec: a `VAESpec` or `ClassifierSpec`.
+
+    Returns:
+        `BernoulliELBO()` for a VAE; `BinaryCrossEntropy()` for a classifier with
+        outputs=1, else `CategoricalCrossEntropy()`.
+
+    Examples:
+        >>> loss_for(ClassifierSpec(input_dim=4, outputs=3)).metrics
+        ('loss', 'accuracy')
+    """
     if isinstance(spec, VAESpec):
         return BernoulliELBO()
     if isinstance(spec, ClassifierSpec):
@@ -81,9 +98,18 @@ def loss_for(spec: ModelSpec) -> LossSpec:
 def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:
     """Element-wise BCE from logits: ``max(x, 0) - x*y + log1p(exp(-|x|))``.
 
-    Finite for every finite logit: no exp of a large positive number, no log of 0.
+    Finite for every finite logit: no exp of a large positive number, no log of 0. The
+    probabilities form ``-(y log p + (1-y) log(1-p))`` with p = sigmoid(x) is not: float32
+    sigmoid(x) rounds to exactly 1.0 from x ~ 16.64 (see "Why JAX and Keras disagreed").
 
-    Example:
+    Args:
+        logits: array of any shape (float; computed in float64).
+        labels: array broadcastable to `logits`, values in [0, 1].
+
+    Returns:
+        float64 array of the broadcast shape: the per-element loss in nats.
+
+    Examples:
         >>> float(binary_cross_entropy(1e9, 0.0))
         1000000000.0
     """
@@ -96,9 +122,15 @@ def kl_divergence(mean: ArrayLike, logvar: ArrayLike) -> F64:
     """KL(N(m, e^v) || N(0, I)) per example: ``-0.5 * sum(1 + v - m^2 - e^v)`` over latents.
 
     Args:
-        mean, logvar: arrays of shape (n, latents).
+        mean: the encoder's means, shape (n, latents).
+        logvar: the encoder's log-variances, shape (n, latents).
+
     Returns:
-        float64 array of shape (n,).
+        float64 array of shape (n,), in nats.
+
+    Examples:
+        >>> kl_divergence([[0.0, 0.0]], [[0.0, 0.0]])
+        array([-0.])
     """
     m = np.asarray(mean, dtype=np.float64)
     v = np.asarray(logvar, dtype=np.float64)
@@ -111,6 +143,16 @@ def negative_elbo(
     """(loss, reconstruction, kl) per example, each of shape (n,).
 
     reconstruction = sum over pixels of BCE(logits, targets); loss = reconstruction + beta*kl.
+
+    Args:
+        logits: decoder logits, shape (n, d).
+        targets: the inputs being reconstructed, shape (n, d), values in [0, 1].
+        mean: encoder means, shape (n, latents).
+        logvar: encoder log-variances, shape (n, latents).
+        beta: the KL weight.
+
+    Returns:
+        (loss, reconstruction, kl), each float64 of shape (n,), in nats.
     """
     recon = np.sum(binary_cross_entropy(logits, targets), axis=-1)
     kl = kl_divergence(mean, logvar)
@@ -120,12 +162,36 @@ def negative_elbo(
 def elbo(
     logits: ArrayLike, targets: ArrayLike, mean: ArrayLike, logvar: ArrayLike, beta: float = 1.0
 ) -> F64:
-    """The evidence lower bound per example (in nats; <= 0 for beta=1): -negative_elbo."""
+    """The evidence lower bound per example (in nats; <= 0 for beta=1): -negative_elbo.
+
+    Args:
+        logits: decoder logits, shape (n, d).
+        targets: the inputs being reconstructed, shape (n, d), values in [0, 1].
+        mean: encoder means, shape (n, latents).
+        logvar: encoder log-variances, shape (n, latents).
+        beta: the KL weight.
+
+    Returns:
+        float64 array of shape (n,).
+    """
     return -negative_elbo(logits, targets, mean, logvar, beta)[0]
 
 
 def categorical_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:
-    """Softmax CE per example from logits (n, k) and integer labels (n,): lse(x) - x[y]."""
+    """Softmax CE per example from logits (n, k) and integer labels (n,): lse(x) - x[y].
+
+    Args:
+        logits: array of shape (n, k).
+        labels: integer class ids in 0..k-1, shape (n,).
+
+    Returns:
+        float64 array of shape (n,), in nats. The log-sum-exp subtracts the row maximum,
+        so large logits never overflow.
+
+    Examples:
+        >>> categorical_cross_entropy([[1000.0, 0.0]], [0])
+        array([0.])
+    """
     x = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels).astype(np.int64)
     top = np.max(x, axis=-1, keepdims=True)
@@ -134,6 +200,18 @@ def categorical_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:
 
 
 def masked_mean(per_example: ArrayLike, mask: ArrayLike) -> float:
-    """``sum(mask * per_example) / sum(mask)``: the mean over the real (unpadded) rows."""
+    """``sum(mask * per_example) / sum(mask)``: the mean over the real (unpadded) rows.
+
+    Args:
+        per_example: values of shape (B,).
+        mask: 1.0 for real rows, 0.0 for padding, shape (B,).
+
+    Returns:
+        The masked mean as a Python float.
+
+    Examples:
+        >>> masked_mean([1.0, 3.0, 100.0], [1.0, 1.0, 0.0])
+        2.0
+    """
     m = np.asarray(mask, dtype=np.float64)
     return float(np.sum(m * np.asarray(per_example, dtype=np.float64)) / np.sum(m))

@@ -37,7 +37,28 @@ def _sigmoid(logits: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 class Model:
-    """Common machinery of `VAE` and `Classifier`."""
+    """Common machinery of `VAE` and `Classifier`.
+
+    Args:
+        spec: the model's spec (`VAESpec` for a VAE, `ClassifierSpec` for a classifier).
+        backend: a backend name or alias ("jax", "tf", "torch", "numpy", ...); None picks
+            the first available one (`xvae.backends.available()[0]`).
+        seed: seeds the model's `numpy.random.Generator`, which draws the initial weights
+            and then every epoch's order, binarization and noise. The same seed gives the
+            same numbers in every backend.
+        init: weight initialiser: "glorot_uniform" (Keras' default), "lecun_normal" or
+            "torch_default".
+        precision: "highest" (default) pins full float32 matmuls; "fast" allows TF32/bf16.
+        jit: compile the steps (jax.jit / tf.function / torch.compile where it pays off).
+        xla: TensorFlow only: tf.function(jit_compile=True).
+        device: a framework device string ("cpu", "cuda:0", "gpu"); None picks the best.
+
+    Raises:
+        SpecError: `spec` is not the model's spec type.
+        BackendNotFoundError: unknown backend name.
+        BackendUnavailableError: the backend's framework is not installed (the message
+            gives the pip command). Raised here, at construction, not at `fit`.
+    """
 
     spec_type: type = object
     kind: str = ""
@@ -53,7 +74,7 @@ class Model:
         self.backend = _backends.canonical_name(backend) if backend else _default_backend()
         self._backend = _backends.get(self.backend)  # raises here, not at fit()
         self.options = CompileOptions(jit=jit, xla=xla, precision=precision, device=device)  # type: ignore[arg-type]
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(_validate.seed(seed))
         self.init = init
         self.step = 0
         self.epoch = 0
@@ -107,15 +128,34 @@ class Model:
 
     # -- weights -----------------------------------------------------------------------
     def get_weights(self) -> dict[str, NDArray[np.float32]]:
-        """Canonical float32 weights (DESIGN §4): kernels (in, out), names from the spec."""
+        """Canonical float32 weights: kernels (in, out), names from the spec.
+
+        Returns:
+            A new dict name -> float32 NumPy array, e.g. "encoder.layers.0.kernel" of shape
+            (input_dim, hidden[0]) and "encoder.layers.0.bias" of shape (hidden[0],).
+            Bit-exact: `set_weights(get_weights())` changes nothing, in every backend.
+        """
         return self._program.get_state()[0]
 
     def set_weights(self, weights: dict[str, Any]) -> None:
-        """Load canonical weights exactly; the optimizer state is kept."""
+        """Load canonical weights exactly; the optimizer state is kept.
+
+        Args:
+            weights: name -> float32 array, exactly the names and shapes of `get_weights()`.
+
+        Raises:
+            SpecError: a name is missing or unexpected, a shape differs, or a dtype is not
+                float32 (the message names the weight).
+        """
         self._program.set_state(check_weights(self.spec, weights), self._program.get_state()[1] or None)
 
     def get_optimizer_state(self) -> dict[str, NDArray[np.float32]]:
-        """Canonical optimizer state (`opt.step`, `opt.m.<w>`, ...); {} before training."""
+        """Canonical optimizer state (`opt.step`, `opt.m.<w>`, ...); {} before training.
+
+        Returns:
+            name -> float32 array: "opt.step" (0-d) and one array per weight and slot,
+            shaped like the weight (`opt.m.*`, `opt.v.*` for Adam; `opt.u.*` for momentum).
+        """
         return self._program.get_state()[1]
 
     # -- training ----------------------------------------------------------------------
@@ -140,13 +180,27 @@ class Model:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: Any) -> None:
-        """Write a checkpoint directory atomically (see `xvae.checkpoint`)."""
+        """Write a checkpoint directory atomically (see `xvae.checkpoint`).
+
+        Args:
+            path: the checkpoint directory, e.g. "run.xvae"; an existing one is replaced
+                only once the new one is complete.
+        """
         from xvae import checkpoint
 
         checkpoint.save(self, path)
 
     def to(self, backend: str) -> "Model":
-        """The same model (weights, optimizer state, RNG, counters) on another backend."""
+        """The same model (weights, optimizer state, RNG, counters) on another backend.
+
+        Args:
+            backend: the target backend's name or alias.
+
+        Returns:
+            A new model of the same class; this one is unchanged. Weights and optimizer
+            state are carried bit for bit, and the generator's state is copied, so training
+            both continues with the same draws.
+        """
         other = copy.copy(self)
         other.backend = _backends.canonical_name(backend)
         other._backend = _backends.get(other.backend)
@@ -190,7 +244,7 @@ def _default_backend() -> str:
 class VAE(Model):
     """A variational autoencoder with a Bernoulli decoder, trained on the negative ELBO.
 
-    Example:
+    Examples:
         >>> vae = VAE(VAESpec(input_dim=64, hidden=(32,), latents=2), backend="numpy")
         >>> vae.encode(np.zeros((3, 64), np.float32))[0].shape
         (3, 2)
@@ -211,8 +265,9 @@ class VAE(Model):
         return float(value)
 
     def _check_xy(self, x: Any, y: Any, name: str = "x") -> tuple[NDArray[np.float32], None]:
-        if y is not None and name == "x":
-            raise ConfigError("A VAE trains on x alone: drop the y argument (labels are unused).")
+        if y is not None:
+            where = "drop the y argument" if name == "x" else "pass validation_data=x_val, not (x_val, y_val)"
+            raise ConfigError(f"A VAE trains and validates on x alone: {where} (labels are unused).")
         return _validate.features(x, self.spec.input_dim, name), None  # type: ignore[union-attr]
 
     def fit(self, x: Any, epochs: int = 1, batch_size: int = 128, optimizer: OptimizerSpec | None = None,
@@ -223,19 +278,37 @@ class VAE(Model):
             resume: bool = False) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
 
+        Per epoch the model's generator draws, in this order: the permutation (if
+        `shuffle`), the dynamic binarization (if `binarize="dynamic"`), then the
+        reparameterisation noise, float32 (n, latents). The same seed gives the same
+        arrays in every backend.
+
         Args:
+            x: training inputs, shape (n, input_dim), values in [0, 1] (cast to float32).
             epochs: epochs to train; with resume=True the total (Keras' initial_epoch).
             batch_size: rows per step; the last partial batch is padded and masked.
             optimizer: an `xvae.optim` spec; None keeps the current one (default Adam(1e-3)).
             seed: None continues the model's generator; an int reseeds it.
+            shuffle: draw a new order every epoch.
             binarize: None, "static" (x > 0.5) or "dynamic" (Bernoulli(x) drawn per epoch).
             validation_data: x_val; evaluated each epoch with fixed noise (Generator(0)).
+            progress: show a tqdm progress bar.
             steps_per_call: K steps per compiled call (same numbers, less overhead).
             beta: KL weight: a number, or a function of the (1-based) epoch; default spec.beta.
             callbacks: `xvae.callbacks.Callback` objects.
-            checkpoint_dir, checkpoint_every, keep: save every N epochs, keep the last `keep`.
+            checkpoint_dir: if given, save `checkpoint_dir/epoch-NNNN.xvae` checkpoints.
+            checkpoint_every: save every N epochs.
+            keep: keep the last `keep` checkpoints.
+            resume: continue a loaded model: `epochs` is then the total to reach.
+
         Returns:
-            History with "loss", "reconstruction", "kl" (and "val_*") per epoch.
+            History with "loss", "reconstruction", "kl" (and "val_*") per epoch: means
+            over the epoch's examples, in nats.
+
+        Raises:
+            DataError: x has the wrong shape, or NaN/inf values.
+            ConfigError: an invalid argument (the message names it).
+            TrainingDivergedError: the loss became NaN or infinite (the error has the step).
         """
         return self._fit(x, None, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
                          shuffle=shuffle, binarize=binarize, validation_data=validation_data,
@@ -249,12 +322,22 @@ class VAE(Model):
 
         One z sample per example, averaged over `n_samples` draws; the noise comes from
         `numpy.random.Generator(seed)`, so the figure is reproducible in every backend.
+
+        Args:
+            x: inputs, shape (n, input_dim), values in [0, 1].
+            seed: seeds the noise generator.
+            n_samples: z draws per example to average over.
+            batch_size: rows per evaluation step.
+            binarize: None, "static" or "dynamic" (drawn from the same generator).
+
+        Returns:
+            {"loss", "reconstruction", "kl"}: means over the examples, Python floats, nats.
         """
         x = _validate.features(x, self.spec.input_dim)  # type: ignore[union-attr]
         _validate.choice(binarize, "binarize", (None, "static", "dynamic"))
         n_samples = _validate.positive_int(n_samples, "n_samples")
         bs = min(_validate.positive_int(batch_size, "batch_size"), len(x))
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(_validate.seed(seed))
         totals: dict[str, float] = {}
         for _ in range(n_samples):
             data = _training.draw_epoch(x, None, rng=rng, shuffle=False, binarize=binarize,
@@ -264,23 +347,59 @@ class VAE(Model):
         return totals
 
     def encode(self, x: Any, batch_size: int | None = None) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """(mean, logvar) of q(z|x), each float32 (n, latents)."""
+        """(mean, logvar) of q(z|x), each float32 (n, latents).
+
+        Args:
+            x: inputs, shape (n, input_dim).
+            batch_size: rows per call (default 1024); the tail is padded.
+
+        Returns:
+            (mean, logvar), each float32 of shape (n, latents).
+        """
         out = self._run("encode", "x", _validate.features(x, self.spec.input_dim), batch_size)  # type: ignore[union-attr]
         return out["mean"], out["logvar"]
 
     def decode(self, z: Any, logits: bool = False, batch_size: int | None = None) -> NDArray[np.float32]:
-        """Bernoulli means (n, output_dim) of p(x|z); logits=True returns the logits."""
+        """Bernoulli means (n, output_dim) of p(x|z); logits=True returns the logits.
+
+        Args:
+            z: latent codes, shape (n, latents).
+            logits: return the decoder's logits instead of sigmoid(logits).
+            batch_size: rows per call (default 1024).
+
+        Returns:
+            float32 array of shape (n, output_dim): probabilities in [0, 1], or logits.
+        """
         out = self._run("decode", "z", _validate.features(z, self._latents, "z"), batch_size)["logits"]
-        return out if logits else _sigmoid(out)
+        return out if _validate.flag(logits, "logits") else _sigmoid(out)
 
     def reconstruct(self, x: Any, batch_size: int | None = None) -> NDArray[np.float32]:
-        """decode(encode(x).mean): the deterministic reconstruction, no sampling."""
-        return self.decode(self.encode(x, batch_size)[0], batch_size=batch_size)
+        """decode(encode(x).mean): the deterministic reconstruction, no sampling.
+
+        Args:
+            x: inputs, shape (n, input_dim).
+            batch_size: rows per call (default 1024).
+
+        Returns:
+            float32 Bernoulli means of shape (n, input_dim).
+        """
+        mean = self.encode(x, batch_size)[0]  # internal: not re-validated, NaN weights give NaN out
+        return _sigmoid(self._run("decode", "z", mean, batch_size)["logits"])
 
     def sample(self, n: int, seed: int = 0, binary: bool = False) -> NDArray[np.float32]:
-        """Decode z ~ N(0, I): Bernoulli means (n, output_dim), or 0/1 draws if binary."""
+        """Decode z ~ N(0, I): Bernoulli means (n, output_dim), or 0/1 draws if binary.
+
+        Args:
+            n: how many samples.
+            seed: seeds `numpy.random.Generator(seed)`, which draws z (float32 (n, latents))
+                and, if binary, the Bernoulli draws: the same samples in every backend.
+            binary: return 0.0/1.0 draws from the means instead of the means.
+
+        Returns:
+            float32 array of shape (n, output_dim).
+        """
         n = _validate.positive_int(n, "n")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(_validate.seed(seed))
         probs = self.decode(rng.standard_normal((n, self._latents), dtype=np.float32))
         return (rng.random(probs.shape, dtype=np.float32) < probs).astype(np.float32) if binary else probs
 
@@ -288,7 +407,7 @@ class VAE(Model):
 class Classifier(Model):
     """An MLP classifier: outputs=1 binary (sigmoid/BCE), outputs>1 softmax/CE, on logits.
 
-    Example:
+    Examples:
         >>> clf = Classifier(ClassifierSpec(input_dim=4, outputs=3), backend="numpy")
         >>> clf.predict(np.zeros((2, 4), np.float32)).shape
         (2, 3)
@@ -313,6 +432,27 @@ class Classifier(Model):
 
         Arguments as in `VAE.fit`; validation_data is (x_val, y_val). History has "loss" and
         "accuracy" (and "val_*") per epoch.
+
+        Args:
+            x: inputs, shape (n, input_dim).
+            y: labels: 0/1 of shape (n,) or (n, 1) for outputs=1; integer class ids of shape
+                (n,) otherwise.
+            epochs: epochs to train; with resume=True the total.
+            batch_size: rows per step; the last partial batch is padded and masked.
+            optimizer: an `xvae.optim` spec; None keeps the current one (default Adam(1e-3)).
+            seed: None continues the model's generator; an int reseeds it.
+            shuffle: draw a new order every epoch.
+            validation_data: (x_val, y_val), evaluated after each epoch.
+            progress: show a tqdm progress bar.
+            steps_per_call: K steps per compiled call (same numbers, less overhead).
+            callbacks: `xvae.callbacks.Callback` objects.
+            checkpoint_dir: if given, save `checkpoint_dir/epoch-NNNN.xvae` checkpoints.
+            checkpoint_every: save every N epochs.
+            keep: keep the last `keep` checkpoints.
+            resume: continue a loaded model: `epochs` is then the total to reach.
+
+        Returns:
+            History with "loss" and "accuracy" (and "val_*") per epoch.
         """
         return self._fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
                          shuffle=shuffle, binarize=None, validation_data=validation_data,
@@ -321,16 +461,34 @@ class Classifier(Model):
                          checkpoint_every=checkpoint_every, keep=keep, resume=resume)
 
     def evaluate(self, x: Any, y: Any, batch_size: int = 1024) -> dict[str, float]:
-        """{"loss", "accuracy"}: masked means over all examples (binary: logit > 0)."""
+        """{"loss", "accuracy"}: masked means over all examples (binary: logit > 0).
+
+        Args:
+            x: inputs, shape (n, input_dim).
+            y: labels as in `fit`.
+            batch_size: rows per evaluation step.
+
+        Returns:
+            {"loss": mean cross-entropy in nats, "accuracy": fraction correct}, floats.
+        """
         xs, ys = self._check_xy(x, y)
         bs = min(_validate.positive_int(batch_size, "batch_size"), len(xs))
         data = _training.EpochData(xs, ys, None)
         return _training.evaluate_batches(self._program, data, bs, None)
 
     def predict(self, x: Any, batch_size: int | None = None, logits: bool = False) -> NDArray[np.float32]:
-        """Probabilities (n, outputs): sigmoid for outputs=1, softmax otherwise."""
+        """Probabilities (n, outputs): sigmoid for outputs=1, softmax otherwise.
+
+        Args:
+            x: inputs, shape (n, input_dim).
+            batch_size: rows per call (default 1024).
+            logits: return the logits instead of probabilities.
+
+        Returns:
+            float32 array of shape (n, outputs).
+        """
         out = self._run("classify", "x", _validate.features(x, self.spec.input_dim), batch_size)["logits"]  # type: ignore[union-attr]
-        if logits:
+        if _validate.flag(logits, "logits"):
             return out
         if self.spec.outputs == 1:  # type: ignore[union-attr]
             return _sigmoid(out)

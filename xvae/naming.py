@@ -57,7 +57,19 @@ def dense_layers(spec: ModelSpec) -> dict[str, list[Dense]]:
 
 
 def weight_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
-    """Every canonical weight name with its shape, in a stable order."""
+    """Every canonical weight name with its shape, in a stable order.
+
+    Args:
+        spec: a `VAESpec` or `ClassifierSpec`.
+
+    Returns:
+        name -> shape: kernels (fan_in, fan_out), biases (fan_out,), in forward order.
+
+    Examples:
+        >>> from xvae import ClassifierSpec
+        >>> weight_shapes(ClassifierSpec(input_dim=784, hidden=(1000,)))
+        {'layers.0.kernel': (784, 1000), 'layers.0.bias': (1000,), 'output.kernel': (1000, 1), 'output.bias': (1,)}
+    """
     shapes: dict[str, tuple[int, ...]] = {}
     for tower in dense_layers(spec).values():
         for layer in tower:

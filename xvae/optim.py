@@ -7,6 +7,7 @@ oracle. The optimizer state has canonical names: `opt.step`, and per weight `opt
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Mapping
 
@@ -22,27 +23,42 @@ Arrays = dict[str, NDArray[Any]]
 
 
 def _check(owner: str, name: str, value: Any, low: float, high: float | None = None) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
-    if ok and high is not None:
-        ok = value < high
-    if not ok or not np.isfinite(value):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    try:
+        ok = ok and math.isfinite(float(value)) and low <= value and (high is None or value < high)
+    except OverflowError:  # an int beyond float64
+        ok = False
+    if not ok:
         bound = f"in [{low}, {high})" if high is not None else f">= {low}"
         raise SpecError(f"{owner}.{name} must be a finite number {bound}. Received: {name}={value!r}")
     return float(value)
 
 
 class OptimizerSpec:
-    """Base of optimizer specs. `slots` names the per-weight state arrays."""
+    """Base of optimizer specs. `slots` names the per-weight state arrays.
+
+    Specs are frozen dataclasses: they say *which* equations to run; each backend runs
+    them in its framework, and `update_reference` runs them in float64 NumPy.
+    """
 
     kind: ClassVar[str]
     slots: ClassVar[tuple[str, ...]]
     lr: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready data with its "kind"; `optimizer_from_dict` rebuilds it."""
         return {"kind": self.kind, **asdict(self)}  # type: ignore[call-overload]
 
     def init_state(self, weights: Mapping[str, NDArray[Any]]) -> Arrays:
-        """Zero state in canonical names (float32), as every backend starts."""
+        """Zero state in canonical names (float32), as every backend starts.
+
+        Args:
+            weights: canonical weights (name -> array); only their names and shapes are used.
+
+        Returns:
+            {"opt.step": float32 0-d zero} plus a float32 zero array of each weight's shape
+            per slot, named `opt.<slot>.<weight>`.
+        """
         state: Arrays = {STEP: np.zeros((), np.float32)}
         for slot in self.slots:
             for name, w in weights.items():
@@ -53,7 +69,17 @@ class OptimizerSpec:
         self, weights: Mapping[str, NDArray[Any]], grads: Mapping[str, NDArray[Any]],
         state: Mapping[str, NDArray[Any]],
     ) -> tuple[Arrays, Arrays]:
-        """One step in float64 NumPy; returns (new weights, new state)."""
+        """One step in float64 NumPy; returns (new weights, new state).
+
+        Args:
+            weights: canonical weights, name -> array.
+            grads: gradients of the loss, same names and shapes.
+            state: optimizer state as from `init_state` (or a previous call).
+
+        Returns:
+            (new weights, new state), float64 arrays in canonical names; "opt.step" counts
+            the updates taken.
+        """
         raise NotImplementedError
 
 
@@ -64,6 +90,15 @@ class SGD(OptimizerSpec):
     Nesterov (PyTorch form): u = momentum*u + g; w -= lr * (g + momentum*u).
     Keras' SGD keeps lr inside its momentum buffer (u = momentum*u - lr*g), which differs
     when lr changes between steps; xvae follows PyTorch on every backend.
+
+    Args:
+        lr: learning rate, >= 0.
+        momentum: in [0, 1); 0 is plain SGD (no state but the step counter).
+        nesterov: Nesterov momentum (needs momentum > 0).
+
+    Examples:
+        >>> SGD(0.1, momentum=0.9).slots
+        ('u',)
     """
 
     kind: ClassVar[str] = "sgd"
@@ -74,11 +109,14 @@ class SGD(OptimizerSpec):
     def __post_init__(self) -> None:
         _check("SGD", "lr", self.lr, 0.0)
         _check("SGD", "momentum", self.momentum, 0.0, 1.0)
+        if not isinstance(self.nesterov, bool):
+            raise SpecError(f"SGD.nesterov must be True or False. Received: nesterov={self.nesterov!r:.100}")
         if self.nesterov and self.momentum == 0.0:
             raise SpecError("SGD.nesterov=True needs momentum > 0. Received: momentum=0.0")
 
     @property
     def slots(self) -> tuple[str, ...]:  # type: ignore[override]
+        """("u",) with momentum (the velocity per weight), () without."""
         return ("u",) if self.momentum else ()
 
     def update_reference(self, weights, grads, state):  # type: ignore[no-untyped-def]
@@ -102,6 +140,16 @@ class Adam(OptimizerSpec):
     adds eps to sqrt(v) *before* the bias correction ("epsilon hat",
     keras/src/optimizers/adam.py) and defaults to eps=1e-7, so the TF backend writes this
     update by hand instead of using Keras' optimizer.
+
+    Args:
+        lr: learning rate, >= 0.
+        b1: decay of the first moment m, in [0, 1).
+        b2: decay of the second moment v, in [0, 1).
+        eps: added to sqrt(v̂), >= 0 (1e-8, the optax/PyTorch default; Keras uses 1e-7).
+
+    Examples:
+        >>> Adam(1e-3).to_dict()
+        {'kind': 'adam', 'lr': 0.001, 'b1': 0.9, 'b2': 0.999, 'eps': 1e-08}
     """
 
     kind: ClassVar[str] = "adam"
@@ -137,7 +185,17 @@ _KINDS: dict[str, type[OptimizerSpec]] = {"sgd": SGD, "adam": Adam}
 
 
 def optimizer_from_dict(data: Mapping[str, Any]) -> OptimizerSpec:
-    """Rebuild an optimizer spec from `to_dict()` output."""
+    """Rebuild an optimizer spec from `to_dict()` output.
+
+    Args:
+        data: a mapping with "kind" ("sgd" or "adam") and the spec's fields.
+
+    Returns:
+        The `SGD` or `Adam` spec.
+
+    Raises:
+        SpecError: unknown kind, unknown field, or an invalid value.
+    """
     kind = data.get("kind") if isinstance(data, Mapping) else None
     if kind not in _KINDS:
         raise SpecError(f"Unknown optimizer {kind!r}. Known optimizers: {', '.join(_KINDS)}.")

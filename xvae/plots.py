@@ -1,130 +1,202 @@
-"""Plots (matplotlib, Agg): loss curves, sample and reconstruction grids, latent space.
+"""Plots: loss curves, sample and reconstruction grids, latent space scatter and manifold.
 
 Every function takes NumPy arrays or a model, writes a PNG when given `path`, and returns
-the matplotlib Figure. matplotlib is imported inside, so `import xvae` stays light.
+the matplotlib `Figure`. Figures are built with `matplotlib.figure.Figure` and rendered by
+Agg, never through pyplot: no GUI backend is started or switched (scripts, servers and
+notebooks keep theirs), and figures are not kept alive by pyplot's global registry.
+matplotlib is imported inside the functions, so `import xvae` stays light.
+
+Example:
+    >>> from xvae import History, plots
+    >>> h = History({"loss": [3.0, 2.0], "val_loss": [3.5, 2.6]}, [1, 2])
+    >>> len(plots.loss_curves(h).axes)
+    1
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["loss_curves", "image_grid", "reconstructions", "latent_scatter", "manifold", "save_all"]
+from xvae._errors import ConfigError, DataError
+from xvae.history import History
+
+__all__ = ["image_grid", "latent_scatter", "loss_curves", "manifold", "reconstructions", "save_all"]
+
+PathLike = str | os.PathLike[str]
 
 
-def _plt() -> Any:
-    import matplotlib
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height), layout=layout)
 
 
-def _finish(fig: Any, path: str | os.PathLike[str] | None) -> Any:
+def _finish(fig: Any, path: PathLike | None) -> Any:
     if path is not None:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        _plt().close(fig)
+        # Figure.savefig renders with Agg. No bbox_inches="tight": it renders twice (3x slower);
+        # the layouts above leave no margins to trim.
+        fig.savefig(os.fspath(path), dpi=100)
     return fig
 
 
-def _side(dim: int, image_shape: Sequence[int] | None) -> tuple[int, int]:
+def _image_shape(dim: int, image_shape: Sequence[int] | None) -> tuple[int, int]:
+    """(rows, cols) of one image: `image_shape`, else a square, else one row of pixels."""
     if image_shape is not None:
-        return int(image_shape[0]), int(image_shape[1])
-    side = int(math.isqrt(dim))
+        h, w = (int(s) for s in image_shape)
+        if h * w != dim:
+            raise ConfigError(f"image_shape={tuple(image_shape)} has {h * w} pixels but the images have {dim}. "
+                              "Pass the (rows, cols) of one image.")
+        return h, w
+    side = math.isqrt(dim)
     return (side, side) if side * side == dim else (1, dim)
 
 
-def loss_curves(history: Any, path: str | os.PathLike[str] | None = None) -> Any:
-    """One panel per metric (loss, reconstruction, kl, accuracy), train and validation."""
-    plt = _plt()
-    hist = history.history if hasattr(history, "history") else dict(history)
-    base = [k for k in hist if not k.startswith("val_")]
-    fig, axes = plt.subplots(1, len(base), figsize=(4 * len(base), 3), squeeze=False)
-    for ax, name in zip(axes[0], base):
-        epochs = np.arange(1, len(hist[name]) + 1)
-        ax.plot(epochs, hist[name], marker="o", label="train")
-        if f"val_{name}" in hist:
-            ax.plot(epochs[: len(hist[f"val_{name}"])], hist[f"val_{name}"], marker="s", label="validation")
+def _model_kind(model: Any, needs: str, what: str) -> None:
+    if getattr(model, "kind", None) != needs:
+        raise ConfigError(f"{what} needs a {needs.upper() if needs == 'vae' else needs} model. "
+                          f"Received: {type(model).__name__}")
+
+
+def loss_curves(history: History | dict[str, list[float]], path: PathLike | None = None) -> Any:
+    """One panel per metric ("loss", "reconstruction", "kl", "accuracy"): train and validation.
+
+    Args:
+        history: a `History` (its epoch numbers label the x axis) or a dict of lists.
+        path: write a PNG here.
+    """
+    if isinstance(history, History):
+        hist, epochs_of = history.history, list(history.epoch)
+    else:
+        hist, epochs_of = dict(history), []
+    base = sorted((k for k in hist if not k.startswith("val_") and len(hist[k])), key=lambda k: k != "loss")
+    if not base:
+        raise DataError("loss_curves needs a history with at least one epoch of metrics. Received an empty one.")
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(4 * len(base), 3)
+    axes = fig.subplots(1, len(base), squeeze=False)[0]
+    for ax, name in zip(axes, base):
+        values = hist[name]
+        epochs = epochs_of if len(epochs_of) == len(values) else list(range(1, len(values) + 1))
+        ax.plot(epochs, values, marker="o", label="train")
+        val = hist.get(f"val_{name}")
+        if val:
+            ax.plot(epochs[: len(val)], val, marker="s", label="validation")
         ax.set(title=name, xlabel="epoch")
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
     return _finish(fig, path)
 
 
-def image_grid(images: np.ndarray, path: str | os.PathLike[str] | None = None, *, cols: int | None = None,
+def image_grid(images: Any, path: PathLike | None = None, *, cols: int | None = None,
                image_shape: Sequence[int] | None = None, title: str | None = None) -> Any:
-    """Tile rows of `images` (n, d) as a grid of grey images."""
-    plt = _plt()
+    """Tile rows of `images` (n, d), values in [0, 1], as a grid of grey images.
+
+    Args:
+        images: float array (n, d); each row one image of `image_shape` (default: square).
+        cols: images per row (default: about sqrt(n)).
+    """
     images = np.asarray(images, np.float32)
-    h, w = _side(images.shape[1], image_shape)
+    if images.ndim != 2 or len(images) == 0:
+        raise DataError(f"image_grid needs images of shape (n, d) with n >= 1. Received shape {images.shape}.")
+    h, w = _image_shape(images.shape[1], image_shape)
     n = len(images)
-    cols = cols or int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / cols))
-    canvas = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1), np.float32)
+    if cols is not None and (isinstance(cols, bool) or not isinstance(cols, int) or cols < 1):
+        raise ConfigError(f"cols must be a positive integer. Received: cols={cols!r}")
+    cols = min(cols or math.ceil(math.sqrt(n)), n)
+    rows = math.ceil(n / cols)
+    canvas = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1), np.float32)  # 1-pixel white gutters
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
         canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = img.reshape(h, w)
-    fig, ax = plt.subplots(figsize=(max(2.0, cols * w / 14), max(2.0, rows * h / 14)))
-    ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    # about one inch (100 px) per image whatever its resolution, at most 16 inches a side
+    cell = min(1.0, 16.0 / max(cols, rows * h / w))
+    width, height = max(2.0, cols * cell), max(2.0, rows * cell * h / w)
+    top = 0.4 if title else 0.0  # inches for the title
+    fig = _figure(width, height + top, layout=None)
+    ax = fig.add_axes((0.0, 0.0, 1.0, height / (height + top)))  # the grid fills the figure
+    ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
     ax.axis("off")
     if title:
-        ax.set_title(title)
+        fig.suptitle(title, y=1.0 - 0.05 * top / (height + top), va="top")
     return _finish(fig, path)
 
 
-def reconstructions(model: Any, x: np.ndarray, path: str | os.PathLike[str] | None = None, *,
-                    n: int = 10, image_shape: Sequence[int] | None = None) -> Any:
-    """Originals (top row) above their reconstructions decode(encode(x).mean)."""
-    x = np.asarray(x[:n], np.float32)
+def reconstructions(model: Any, x: Any, path: PathLike | None = None, *, n: int = 10,
+                    image_shape: Sequence[int] | None = None) -> Any:
+    """The first `n` rows of x (top row) above their reconstructions decode(encode(x).mean)."""
+    _model_kind(model, "vae", "reconstructions")
+    x = np.asarray(x, np.float32)[:n]
     pair = np.concatenate([x, model.reconstruct(x)])
     return image_grid(pair, path, cols=len(x), image_shape=image_shape, title="originals / reconstructions")
 
 
-def latent_scatter(model: Any, x: np.ndarray, labels: np.ndarray | None = None,
-                   path: str | os.PathLike[str] | None = None) -> Any:
-    """Encoder means of x in a 2-D latent space, coloured by label."""
-    plt = _plt()
+def latent_scatter(model: Any, x: Any, labels: Any = None, path: PathLike | None = None) -> Any:
+    """Encoder means of x in a 2-D latent space, coloured by label (a VAE with latents=2)."""
+    _model_kind(model, "vae", "latent_scatter")
+    if model.spec.latents != 2:
+        raise ConfigError(f"latent_scatter needs a VAE with latents=2; this one has {model.spec.latents}.")
     mean, _ = model.encode(x)
-    if mean.shape[1] != 2:
-        raise ValueError(f"latent_scatter needs 2 latents; this model has {mean.shape[1]}.")
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    points = ax.scatter(mean[:, 0], mean[:, 1], c=labels, cmap="tab10", s=6)
-    if labels is not None:
+    fig = _figure(5, 4.5)
+    ax = fig.subplots()
+    if labels is None:
+        ax.scatter(mean[:, 0], mean[:, 1], s=6, alpha=0.7)
+    else:
+        labels = np.asarray(labels)
+        if labels.shape != (len(mean),):
+            raise DataError(f"labels must have shape ({len(mean)},) to match x. Received {labels.shape}.")
+        points = ax.scatter(mean[:, 0], mean[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
         fig.colorbar(points, ax=ax, label="label")
     ax.set(xlabel="z[0]", ylabel="z[1]", title="latent means")
     return _finish(fig, path)
 
 
-def manifold(model: Any, path: str | os.PathLike[str] | None = None, *, n: int = 12, span: float = 2.5,
+def manifold(model: Any, path: PathLike | None = None, *, n: int = 12, span: float = 2.5,
              image_shape: Sequence[int] | None = None) -> Any:
-    """Decoded means over an n x n grid of the 2-D latent plane in [-span, span]^2."""
+    """Decoded means over an n x n grid of the 2-D latent plane in [-span, span]^2.
+
+    Row 0 is z[1] = +span (top), column 0 is z[0] = -span (left), as in a scatter plot.
+    """
+    _model_kind(model, "vae", "manifold")
     if model.spec.latents != 2:
-        raise ValueError(f"manifold needs 2 latents; this model has {model.spec.latents}.")
+        raise ConfigError(f"manifold needs a VAE with latents=2; this one has {model.spec.latents}.")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ConfigError(f"manifold needs n >= 2 grid points per axis. Received: n={n!r}")
     axis = np.linspace(-span, span, n, dtype=np.float32)
     z = np.array([[a, b] for b in axis[::-1] for a in axis], np.float32)
     return image_grid(model.decode(z), path, cols=n, image_shape=image_shape, title="decoded latent grid")
 
 
-def save_all(model: Any, history: Any, x: np.ndarray, out_dir: str | os.PathLike[str], *,
-             labels: np.ndarray | None = None, image_shape: Sequence[int] | None = None,
-             seed: int = 0) -> list[str]:
-    """Every plot that fits the model into `out_dir`; returns the PNG paths written."""
+def save_all(model: Any, history: Any, x: Any, out_dir: PathLike, *, labels: Any = None,
+             image_shape: Sequence[int] | None = None, seed: int = 0) -> list[str]:
+    """Every plot that fits the model into `out_dir`; returns the PNG paths written.
+
+    All models: loss.png. VAEs: samples.png, reconstructions.png; with latents=2 also
+    latent.png (the first 2000 rows of x, coloured by `labels`) and manifold.png.
+    """
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
-    written = [os.path.join(out, "loss.png")]
-    loss_curves(history, written[-1])
+
+    def file(name: str) -> str:
+        written.append(os.path.join(out, name))
+        return written[-1]
+
+    written: list[str] = []
+    loss_curves(history, file("loss.png"))
     if model.kind == "vae":
-        written.append(os.path.join(out, "samples.png"))
-        image_grid(model.sample(64, seed=seed), written[-1], image_shape=image_shape, title="samples")
-        written.append(os.path.join(out, "reconstructions.png"))
-        reconstructions(model, x, written[-1], image_shape=image_shape)
+        image_grid(model.sample(64, seed=seed), file("samples.png"), image_shape=image_shape, title="samples")
+        reconstructions(model, x, file("reconstructions.png"), image_shape=image_shape)
         if model.spec.latents == 2:
-            written.append(os.path.join(out, "latent.png"))
-            latent_scatter(model, x[:2000], None if labels is None else labels[:2000], written[-1])
-            written.append(os.path.join(out, "manifold.png"))
-            manifold(model, written[-1], image_shape=image_shape)
+            latent_scatter(model, np.asarray(x)[:2000], None if labels is None else np.asarray(labels)[:2000],
+                           file("latent.png"))
+            manifold(model, file("manifold.png"), image_shape=image_shape)
     return written
