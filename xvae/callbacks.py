@@ -4,7 +4,7 @@ A callback sees the model and each epoch's logs (the History row: "loss", "kl",
 "val_loss", ...). Setting ``model.stop_training = True`` ends `fit` after the current
 epoch. Subclass `Callback` and override any hook, or wrap functions in `LambdaCallback`.
 
-Example:
+Examples:
     >>> import numpy as np, xvae
     >>> seen = []
     >>> cb = xvae.callbacks.LambdaCallback(on_epoch_end=lambda model, epoch, logs: seen.append(epoch))
@@ -114,10 +114,12 @@ class EarlyStopping(Callback):
 
     @property
     def best(self) -> float | None:
+        """The best value of the monitored metric so far (None before the first epoch)."""
         return self._monitor.best
 
     @property
     def best_epoch(self) -> int:
+        """The (1-based) epoch that reached `best`; 0 before the first epoch."""
         return self._monitor.best_epoch
 
     def on_train_begin(self, model: Any) -> None:

@@ -23,7 +23,7 @@ class History:
     (Keras' convention). `epoch` lists the (1-based) epoch numbers these rows belong to
     (after a resume they start past 1). `params` holds the fit settings.
 
-    Example:
+    Examples:
         >>> h = History()
         >>> h.append(1, {"loss": 2.5})
         >>> History.from_json(h.to_json()) == h

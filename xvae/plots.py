@@ -6,7 +6,7 @@ Agg, never through pyplot: no GUI backend is started or switched (scripts, serve
 notebooks keep theirs), and figures are not kept alive by pyplot's global registry.
 matplotlib is imported inside the functions, so `import xvae` stays light.
 
-Example:
+Examples:
     >>> from xvae import History, plots
     >>> h = History({"loss": [3.0, 2.0], "val_loss": [3.5, 2.6]}, [1, 2])
     >>> len(plots.loss_curves(h).axes)

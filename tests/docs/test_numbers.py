@@ -1,0 +1,42 @@
+"""The numbers quoted in the docs are the numbers the docs' scripts compute.
+
+docs/numerics.md quotes two tables of float32 losses and gradients at saturated logits;
+docs/scripts/saturation.py computes them (with JAX, as the page says). If either changes,
+the page must change with it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "docs" / "scripts"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"docs_scripts_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def saturation():
+    pytest.importorskip("jax", reason="docs/numerics.md quotes JAX's float32 values")
+    return _script("saturation")
+
+
+def test_saturation_tables_match_the_page(saturation):
+    page = (ROOT / "docs" / "numerics.md").read_text()
+    for logits in (saturation.TABLE_LOGITS, saturation.NEGATIVE_LOGITS):
+        table = saturation.table(logits)
+        assert table in page, f"docs/numerics.md is out of date; the script now gives:\n{table}"
+
+
+def test_float32_sigmoid_saturates_where_the_page_says(saturation):
+    assert round(saturation.first_saturated_logit(), 2) == 16.64
