@@ -1,0 +1,321 @@
+"""The PyTorch backend: `TorchBackend` and `TorchProgram` (the seam of xvae/backend.py).
+
+Eager by default. On a 2-core CPU `torch.compile` costs 18-60 s of warm-up and does not beat
+eager mode per step (VAE 784-500-20, batch 128, Adam: 47-50 compiled vs 50-78 eager
+steps/s on a shared 2-core machine), so it is used only where it pays: with
+`CompileOptions.jit` on CUDA (the forward pass and loss are compiled; backward runs through
+AOTAutograd; the fused optimizer kernel does the update). ``XVAE_TORCH_COMPILE=1`` / ``=0``
+forces it on or off (benchmarks, debugging).
+
+Device order is cuda > mps > cpu unless `CompileOptions.device` names one.
+`precision="highest"` turns TF32 off around every call and restores the caller's setting
+afterwards; `"fast"` turns it on the same way (DESIGN §5, ARCHITECTURE §2.7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from xvae._errors import ConfigError
+from xvae._specs import ModelSpec, VAESpec
+from xvae.backend import (
+    FUNCTIONS,
+    Backend,
+    Batch,
+    CompileOptions,
+    Metrics,
+    OptState,
+    Program,
+    Weights,
+)
+from xvae.losses import LossSpec
+from xvae.naming import optimizer_slots, weight_shapes
+from xvae.optim import OptimizerSpec
+from xvae_torch import _layers, _losses, _optim, _weights
+
+__all__ = ["TorchBackend", "TorchProgram", "select_device", "tf32", "use_torch_compile"]
+
+_NO_OPTIMIZER = "This program was compiled without an optimizer: pass optimizer= to fit()."
+_DEVICE_ALIASES = {"gpu": "cuda"}
+
+
+# -- device and precision ----------------------------------------------------------------
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def select_device(requested: str | None = None) -> torch.device:
+    """The device steps run on: `requested` if given, else cuda > mps > cpu.
+
+    Raises:
+        ConfigError: `requested` is not a torch device string, or names a device type
+            this machine does not have.
+    """
+    if requested is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    name = str(requested)
+    kind, _, index = name.partition(":")
+    name = _DEVICE_ALIASES.get(kind.lower(), kind.lower()) + (f":{index}" if index else "")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError(
+            f"device={requested!r} is not a torch device. Use 'cpu', 'cuda', 'cuda:1' or 'mps'."
+        ) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={requested!r} was requested, but torch sees no CUDA device. "
+                          "Use device=None (the best available) or 'cpu'.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={requested!r} does not exist: torch sees "
+                          f"{torch.cuda.device_count()} CUDA device(s).")
+    if device.type == "mps" and not _mps_available():
+        raise ConfigError(f"device={requested!r} was requested, but MPS is not available here. "
+                          "Use device=None (the best available) or 'cpu'.")
+    return device
+
+
+def _legacy_tf32() -> tuple[bool, bool] | None:
+    """(matmul, cudnn) allow_tf32, or None when the caller used torch's newer fp32_precision
+    API, which makes reading the legacy flags raise (torch >= 2.9)."""
+    try:
+        return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    except RuntimeError:
+        return None
+
+
+@contextlib.contextmanager
+def tf32(allow: bool) -> Iterator[None]:
+    """Set TF32 for CUDA matmuls and cuDNN to `allow` inside, restore the caller's after.
+
+    DESIGN §5: precision="highest" means float32 matmuls are float32. torch's own default
+    already has matmul TF32 off, but cuDNN's on, and a user may have changed either.
+    """
+    legacy = _legacy_tf32()
+    if legacy is not None:
+        matmul, cudnn = legacy
+        if matmul == allow and cudnn == allow:  # the common case: nothing to change
+            yield
+            return
+        torch.backends.cuda.matmul.allow_tf32 = allow
+        torch.backends.cudnn.allow_tf32 = allow
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = matmul
+            torch.backends.cudnn.allow_tf32 = cudnn
+        return
+    # The caller configured the fp32_precision API: speak it too, and restore it exactly.
+    value = "tf32" if allow else "ieee"
+    targets = [torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.cudnn.rnn]
+    saved = [t.fp32_precision for t in targets]
+    for t in targets:
+        t.fp32_precision = value
+    try:
+        yield
+    finally:
+        for t, old in zip(targets, saved):
+            t.fp32_precision = old
+
+
+def use_torch_compile(options: CompileOptions, device: torch.device) -> bool:
+    """torch.compile the loss only where it pays: jit=True on CUDA (or XVAE_TORCH_COMPILE)."""
+    forced = os.environ.get("XVAE_TORCH_COMPILE", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return bool(options.jit) and device.type == "cuda"
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+# -- host <-> device ---------------------------------------------------------------------
+def _tensor(value: Any, dtype: np.dtype[Any], device: torch.device) -> torch.Tensor:
+    """A host array as a tensor on `device`; shares memory with it on the CPU when it can."""
+    a = np.asarray(value, dtype=dtype)
+    if not (a.flags.c_contiguous and a.flags.writeable):  # e.g. np.broadcast_to views
+        a = np.array(a, order="C", copy=True)
+    t = torch.from_numpy(a)
+    if device.type == "cpu":
+        return t
+    if device.type == "cuda":
+        # A copy from pageable memory waits for the GPU queue (a host sync per step); from
+        # pinned memory it is queued. The caching host allocator keeps the staging buffer
+        # alive until the copy is done.
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+_F32 = np.dtype(np.float32)
+
+
+def _y_dtype(y: Any) -> np.dtype[Any]:
+    # 0/1 labels (BCE) stay float32; class ids (CE) stay integers (int64 in the loss).
+    return np.dtype(np.int64) if np.issubdtype(np.asarray(y).dtype, np.integer) else _F32
+
+
+class TorchProgram(Program):
+    """One model on one torch device; eager steps, torch.optim updates, no per-step sync."""
+
+    def __init__(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
+                 options: CompileOptions, device: torch.device, compiled: bool = False) -> None:
+        self.spec = spec
+        self.loss_spec = loss
+        self.optimizer = optimizer
+        self.options = options
+        self.device = device
+        self.kind = "vae" if isinstance(spec, VAESpec) else "classifier"
+        self.allow_tf32 = options.precision == "fast"
+        self.model = _layers.build(spec, device)
+        self.params = _weights.model_parameters(self.model)
+        self.shapes = weight_shapes(spec)
+        self._loss = _losses.loss_function(loss)
+        self.compiled = compiled
+        self._train_loss: Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+        if compiled:
+            self._train_loss = torch.compile(self._loss_of, dynamic=False)
+        else:
+            self._train_loss = self._loss_of
+        self.opt = _optim.TorchOptimizer(optimizer, self.params, device) if optimizer is not None else None
+
+    def _loss_of(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return self._loss(self.model, batch)
+
+    # -- state -------------------------------------------------------------------------
+    def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
+        _weights.check_names(self.shapes, weights, "weights")
+        if self.opt is not None and opt_state is not None:
+            _weights.check_names(optimizer_slots(self.spec, self.opt.spec.slots), opt_state,
+                                 "optimizer state")
+        _weights.copy_in(self.params, weights)
+        if self.opt is None:
+            return
+        if opt_state is None:
+            self.opt.reset()
+        else:
+            self.opt.load({name: _weights.to_torch(name, value, self.device)
+                           for name, value in opt_state.items()})
+
+    def get_state(self) -> tuple[Weights, OptState]:
+        w = _weights.read(self.params)
+        return w, (_weights.read(self.opt.state()) if self.opt is not None else {})
+
+    # -- inference ---------------------------------------------------------------------
+    def run(self, fn: str, **inputs: NDArray[Any]) -> dict[str, NDArray[np.float32]]:
+        functions = FUNCTIONS[self.kind]
+        if fn not in functions:
+            raise ConfigError(f"Unknown function {fn!r} for a {self.kind}. Known: {', '.join(functions)}.")
+        names, outputs = functions[fn]
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise ConfigError(f"{fn}() needs the input(s) {', '.join(missing)}. Received: {', '.join(inputs)}")
+        args = [_tensor(inputs[n], _F32, self.device) for n in names]
+        with tf32(self.allow_tf32), torch.inference_mode():
+            result = getattr(self.model, fn)(*args)
+        if isinstance(result, torch.Tensor):
+            result = (result,)
+        return {name: r.cpu().numpy().astype(np.float32, copy=False) for name, r in zip(outputs, result)}
+
+    # -- steps -------------------------------------------------------------------------
+    def _batch(self, batch: Batch) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, value in batch.items():
+            out[name] = _tensor(value, _y_dtype(value) if name == "y" else _F32, self.device)
+        return out
+
+    def _require_optimizer(self) -> _optim.TorchOptimizer:
+        if self.opt is None:
+            raise ConfigError(_NO_OPTIMIZER)
+        return self.opt
+
+    def _step(self, opt: _optim.TorchOptimizer, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        opt.zero_grad()
+        loss, metrics = self._train_loss(batch)
+        loss.backward()
+        opt.step()
+        return {name: m.detach() for name, m in metrics.items()}
+
+    def train_step(self, batch: Batch) -> Metrics:
+        opt = self._require_optimizer()
+        tensors = self._batch(batch)
+        with tf32(self.allow_tf32):
+            return self._step(opt, tensors)
+
+    def train_steps(self, batches: Batch) -> Metrics:
+        opt = self._require_optimizer()
+        stacked = self._batch(batches)  # one host->device transfer for all K steps
+        k = int(stacked["x"].shape[0])
+        if k == 0:
+            raise ConfigError("train_steps() needs at least one step: the leading K axis of the batch is 0.")
+        beta = stacked.get("beta")
+        per_step = [n for n in stacked if not (n == "beta" and beta is not None and beta.ndim == 0)]
+        steps = []
+        with tf32(self.allow_tf32):
+            for i in range(k):
+                one = {n: stacked[n][i] for n in per_step}
+                if beta is not None and beta.ndim == 0:
+                    one["beta"] = beta
+                steps.append(self._step(opt, one))
+        return {name: torch.stack([s[name] for s in steps]) for name in steps[0]}
+
+    def apply_gradients(self, grads: Weights) -> None:
+        opt = self._require_optimizer()
+        _weights.check_names(self.shapes, grads, "gradients")
+        opt.zero_grad()
+        for name, p in self.params.items():
+            p.grad = _weights.to_torch(name, grads[name], self.device)
+        with tf32(self.allow_tf32):
+            opt.step()
+        opt.zero_grad()
+
+    def eval_step(self, batch: Batch) -> Metrics:
+        tensors = self._batch(batch)
+        with tf32(self.allow_tf32), torch.inference_mode():
+            _, metrics = self._loss_of(tensors)
+        return metrics
+
+    def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
+        tensors = self._batch(batch)
+        names = list(self.params)
+        with tf32(self.allow_tf32):
+            loss, metrics = self._loss_of(tensors)
+            # autograd.grad leaves .grad and the optimizer untouched
+            grads = torch.autograd.grad(loss, [self.params[n] for n in names])
+        host = {name: float(m.detach().cpu()) for name, m in metrics.items()}
+        return host, {name: _weights.to_numpy(name, g) for name, g in zip(names, grads)}
+
+    def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
+        return {name: (m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m))
+                for name, m in metrics.items()}
+
+
+class TorchBackend(Backend):
+    """PyTorch: torch.nn modules, torch.optim (fused kernels where available), eager steps."""
+
+    name = "torch"
+
+    def info(self) -> dict[str, str]:
+        return {"version": torch.__version__, "device": _device_name(select_device())}
+
+    def compile(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
+                options: CompileOptions) -> TorchProgram:
+        device = select_device(options.device)
+        return TorchProgram(spec, loss, optimizer, options, device,
+                            compiled=use_torch_compile(options, device))

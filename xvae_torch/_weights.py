@@ -1,0 +1,82 @@
+"""The only place canonical names and arrays meet torch tensors, and the only transposes.
+
+Canonical kernels are (in, out) (x @ W, DESIGN §4); `torch.nn.Linear.weight` is (out, in).
+Every array whose canonical name ends in ".kernel" (weights, gradients and optimizer slots
+alike, e.g. `opt.m.decoder.output.kernel`) is transposed here and nowhere else:
+``torch.from_numpy(k.T.copy())`` on the way in, ``w.detach().cpu().numpy().T.copy()`` on
+the way out. Both are exact float32 copies, so round trips are bit-exact
+(transformers' ``weight`` -> ``kernel`` ``.T`` rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from xvae._errors import ConfigError
+
+__all__ = ["check_names", "copy_in", "model_parameters", "read", "to_numpy", "to_torch"]
+
+
+def model_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
+    """Canonical weight name -> parameter (torch layout), in `naming.weight_shapes` order."""
+    out: dict[str, torch.nn.Parameter] = {}
+    for name, linear in model.linears.items():
+        out[f"{name}.kernel"] = linear.weight
+        out[f"{name}.bias"] = linear.bias
+    return out
+
+
+def _is_kernel(name: str) -> bool:
+    return name.endswith(".kernel")
+
+
+def to_torch(name: str, array: Any, device: torch.device) -> torch.Tensor:
+    """A canonical float32 array as a tensor in torch's layout, on `device` (a fresh copy)."""
+    value = np.asarray(array, dtype=np.float32)
+    # torch.nn.Linear stores (out, in); canonical kernels are (in, out). Transpose here only.
+    value = value.T.copy() if _is_kernel(name) else np.array(value, order="C", copy=True)
+    return torch.from_numpy(value).to(device)
+
+
+def to_numpy(name: str, tensor: torch.Tensor) -> NDArray[np.float32]:
+    """A tensor in torch's layout as a canonical float32 C-contiguous NumPy copy."""
+    value = tensor.detach().cpu().numpy()
+    if _is_kernel(name):
+        return value.T.copy()
+    return np.array(value, dtype=np.float32, order="C", copy=True)
+
+
+def check_names(expected: Mapping[str, tuple[int, ...]], arrays: Mapping[str, Any], what: str) -> None:
+    """Raise ConfigError unless `arrays` has exactly the expected canonical names and shapes."""
+    missing = [k for k in expected if k not in arrays]
+    unexpected = [k for k in arrays if k not in expected]
+    if missing or unexpected:
+        raise ConfigError(
+            f"The {what} do not match the model: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}. Expected names: {list(expected)[:5]}..."
+        )
+    for name, shape in expected.items():
+        got = np.shape(arrays[name])
+        if tuple(got) != tuple(shape):
+            raise ConfigError(f"{what} {name!r} must have shape {tuple(shape)}. Received: {tuple(got)}")
+
+
+def copy_in(targets: Mapping[str, torch.Tensor], arrays: Mapping[str, Any]) -> None:
+    """Copy canonical arrays into existing tensors of the same names (exact; in place).
+
+    In-place copies keep the tensors' identity, so an optimizer holding the parameters
+    keeps working. Names and shapes must have been checked with `check_names`.
+    """
+    with torch.no_grad():
+        for name, target in targets.items():
+            target.copy_(to_torch(name, arrays[name], target.device))
+
+
+def read(tensors: Mapping[str, torch.Tensor]) -> dict[str, NDArray[np.float32]]:
+    """Canonical host copies of tensors in torch's layout, by canonical name."""
+    return {name: to_numpy(name, t) for name, t in tensors.items()}
