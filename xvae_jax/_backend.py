@@ -1,0 +1,256 @@
+"""The JAX backend: flax (linen) modules, optax, one jitted pure step over (params, opt_state).
+
+A `JaxProgram` holds ``params`` (a flax params tree on its device) and an optax state. The
+step is a pure function ``(params, opt_state), batch -> (params, opt_state), metrics``,
+compiled once per batch shape with the (params, opt_state) buffers donated, so XLA updates
+them in place. `train_steps` runs the same step under `jax.lax.scan`: K steps, one call.
+The compiled functions depend only on (spec, loss, optimizer, precision, jit), so programs
+that share them (``Model.to``, a recompile for a new optimizer, the test suite) share the
+compilation too.
+
+Precision (DESIGN §5): with ``precision="highest"`` every function is traced inside
+``jax.default_matmul_precision("float32")``: the precision is recorded on each dot_general
+in the jaxpr (forward and, through transposition, backward), so on GPUs the matmuls are
+full float32, not TF32; the setting is scoped to xvae's functions, never global.
+``"fast"`` leaves JAX's default (TF32 / bf16 passes where the hardware has them).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share the GPU with tf/torch
+
+import functools
+from typing import Any, Callable, Mapping
+
+import flax
+import jax
+import numpy as np
+import optax
+from numpy.typing import NDArray
+
+from xvae._errors import ConfigError
+from xvae._specs import ModelSpec
+from xvae.backend import FUNCTIONS, Backend, Batch, CompileOptions, Metrics, OptState, Program, Weights
+from xvae.losses import LossSpec
+from xvae.optim import OptimizerSpec
+from xvae_jax import _layers, _losses, _optim, _weights
+
+__all__ = ["JaxBackend", "JaxProgram", "resolve_device"]
+
+#: CompileOptions.precision -> jax.default_matmul_precision (None: leave JAX's default).
+PRECISIONS: dict[str, str | None] = {"highest": "float32", "fast": None}
+
+State = tuple[Any, Any]  # (flax params tree, optax state)
+
+
+def resolve_device(name: str | None) -> jax.Device:
+    """A device from "cpu", "gpu", "cuda:1", "tpu:0", ...; None: JAX's default device."""
+    if name is None:
+        default = jax.config.jax_default_device
+        return default if isinstance(default, jax.Device) else jax.devices()[0]
+    platform, _, index = str(name).lower().partition(":")
+    candidates = {platform, "gpu"} if platform in ("cuda", "rocm") else {platform}
+    for plat in sorted(candidates):
+        try:
+            devices = jax.devices(plat)
+        except RuntimeError:
+            continue
+        if not index:
+            return devices[0]
+        for device in devices:
+            if index.isdigit() and device.id == int(index):
+                return device
+    known = ", ".join(_describe(d) for d in jax.devices())
+    raise ConfigError(f"The jax backend has no device {name!r}. Available: {known}; "
+                      "name one as 'cpu', 'gpu' or 'gpu:0', or pass device=None for JAX's default.")
+
+
+def _describe(device: jax.Device) -> str:
+    return f"{device.platform}:{device.id} ({device.device_kind})"
+
+
+def _scoped(precision: str | None, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` traced under jax.default_matmul_precision(precision); the scope ends with the trace."""
+    if precision is None:
+        return fn
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with jax.default_matmul_precision(precision):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+class _Steps:
+    """The pure functions of one (spec, loss, optimizer, precision), jitted."""
+
+    def __init__(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
+                 precision: str, jit: bool) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}. Received: {precision!r}")
+        self.model = _layers.build(spec)
+        self.per_example = _losses.loss_fn(loss)
+        self.opt = None if optimizer is None else _optim.build(optimizer)
+        scope = functools.partial(_scoped, PRECISIONS[precision])
+        compile_: Callable[..., Any] = jax.jit if jit else (lambda fn, **_: fn)
+        self.eval = compile_(scope(self._metrics))
+        self.grads = compile_(scope(self._value_and_grad))
+        self.run = {fn: compile_(scope(functools.partial(self._run, fn))) for fn in FUNCTIONS[spec.kind]}
+        # (params, opt_state) is argument 0 and donated: XLA writes the new state in place.
+        self.train = compile_(scope(self._train), donate_argnums=0)
+        self.train_k = compile_(scope(self._train_k), donate_argnums=0)
+        self.apply = compile_(scope(self._apply), donate_argnums=0)
+
+    def _objective(self, params: Any, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+        out = self.model.apply({"params": params}, *(batch[k] for k in self.model.inputs))
+        metrics = _losses.masked_means(self.per_example(out, batch), batch["mask"])
+        return metrics["loss"], metrics
+
+    def _metrics(self, params: Any, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+        return self._objective(params, batch)[1]
+
+    def _value_and_grad(self, params: Any, batch: Mapping[str, jax.Array]) -> tuple[dict[str, jax.Array], Any]:
+        (_, metrics), grads = jax.value_and_grad(self._objective, has_aux=True)(params, batch)
+        return metrics, grads
+
+    def _train(self, state: State, batch: Mapping[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
+        params, opt_state = state
+        metrics, grads = self._value_and_grad(params, batch)
+        return self.opt.update(params, opt_state, grads), metrics  # type: ignore[union-attr]
+
+    def _train_k(self, state: State, batches: Mapping[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
+        return jax.lax.scan(self._train, state, batches)
+
+    def _apply(self, state: State, grads: Any) -> State:
+        return self.opt.update(*state, grads)  # type: ignore[union-attr]
+
+    def _run(self, fn: str, params: Any, **inputs: jax.Array) -> dict[str, jax.Array]:
+        return self.model.apply({"params": params}, **inputs, method=fn)
+
+
+@functools.lru_cache(maxsize=32)
+def _steps(spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None, precision: str, jit: bool) -> _Steps:
+    return _Steps(spec, loss, optimizer, precision, jit)
+
+
+class JaxProgram(Program):
+    """One model on one JAX device: params and optax state, stepped by jitted pure functions."""
+
+    def __init__(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
+                 options: CompileOptions) -> None:
+        self.spec = spec
+        self.kind = spec.kind
+        self.optimizer = optimizer
+        self.options = options
+        self.device = resolve_device(options.device)
+        self._steps = _steps(spec, loss, optimizer, options.precision, options.jit)
+        self._label_dtype = _losses.LABEL_DTYPES.get(type(loss))
+        self._params: Any = None
+        self._opt_state: Any = None
+
+    # -- state -------------------------------------------------------------------------
+    def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
+        params = _weights.to_params(self.spec, weights, self.device)
+        state = None
+        if self._steps.opt is not None:
+            step, slots = np.int32(0), {}
+            if opt_state:
+                step, slots = _weights.opt_state_from_canonical(
+                    self.spec, self.optimizer.slots, opt_state, self.device)  # type: ignore[union-attr]
+            state = jax.device_put(self._steps.opt.restore(params, step, slots), self.device)
+        self._params, self._opt_state = params, state
+
+    def get_state(self) -> tuple[Weights, OptState]:
+        weights = _weights.from_params(self.spec, self._ready())
+        if self._steps.opt is None:
+            return weights, {}
+        return weights, _weights.opt_state_to_canonical(self.spec, *self._steps.opt.export(self._opt_state))
+
+    def _ready(self) -> Any:
+        if self._params is None:
+            raise ConfigError("This program holds no weights yet: call set_state(weights) first.")
+        return self._params
+
+    def _trainable(self) -> _Steps:
+        if self._steps.opt is None:
+            raise ConfigError("This program was compiled without an optimizer: pass optimizer= to "
+                              "fit(), or compile with an xvae.optim spec to train.")
+        self._ready()
+        return self._steps
+
+    # -- batches -----------------------------------------------------------------------
+    def _batch(self, batch: Batch, k: int | None = None) -> dict[str, NDArray[Any]]:
+        """Host arrays in the step's dtypes; `k`: the leading K axis of train_steps."""
+        need = ("x", "noise") if self.kind == "vae" else ("x", "y")
+        missing = [key for key in need if key not in batch]
+        if missing:
+            raise ConfigError(f"A {self.kind} batch needs {', '.join(need)} (and mask"
+                              f"{', beta' if self.kind == 'vae' else ''}). Missing: {', '.join(missing)}.")
+        x = np.asarray(batch["x"], np.float32)
+        rows = x.shape[: 1 if k is None else 2]  # (B,) or (K, B)
+        mask = batch.get("mask")
+        out = {"x": x, "mask": np.ones(rows, np.float32) if mask is None else np.asarray(mask, np.float32)}
+        if self.kind == "vae":
+            out["noise"] = np.asarray(batch["noise"], np.float32)
+            beta = np.asarray(batch.get("beta", self.spec.beta), np.float32)  # type: ignore[union-attr]
+            out["beta"] = beta.reshape(()) if k is None else np.broadcast_to(beta, (k,))
+        else:
+            out["y"] = np.asarray(batch["y"], self._label_dtype).reshape(rows)
+        return out
+
+    # -- inference ---------------------------------------------------------------------
+    def run(self, fn: str, **inputs: NDArray[Any]) -> dict[str, NDArray[np.float32]]:
+        functions = FUNCTIONS[self.kind]
+        if fn not in functions:
+            raise ConfigError(f"Unknown function {fn!r} for a {self.kind}. Known: {', '.join(functions)}.")
+        names = functions[fn][0]
+        if set(inputs) != set(names):
+            raise ConfigError(f"{fn}() takes {', '.join(names)}. Received: {', '.join(inputs) or 'nothing'}.")
+        out = self._steps.run[fn](self._ready(), **{k: np.asarray(v, np.float32) for k, v in inputs.items()})
+        return {k: np.array(v, dtype=np.float32, order="C", copy=True) for k, v in jax.device_get(out).items()}
+
+    # -- training ----------------------------------------------------------------------
+    def train_step(self, batch: Batch) -> Metrics:
+        steps = self._trainable()
+        state, metrics = steps.train((self._params, self._opt_state), self._batch(batch))
+        self._params, self._opt_state = state
+        return metrics
+
+    def train_steps(self, batches: Batch) -> Metrics:
+        steps = self._trainable()
+        k = len(batches["x"])
+        state, metrics = steps.train_k((self._params, self._opt_state), self._batch(batches, k))
+        self._params, self._opt_state = state
+        return metrics
+
+    def apply_gradients(self, grads: Weights) -> None:
+        steps = self._trainable()
+        tree = _weights.to_params(self.spec, grads, self.device, what="gradients")
+        self._params, self._opt_state = steps.apply((self._params, self._opt_state), tree)
+
+    def eval_step(self, batch: Batch) -> Metrics:
+        return self._steps.eval(self._ready(), self._batch(batch))
+
+    def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
+        metrics, grads = self._steps.grads(self._ready(), self._batch(batch))
+        return {k: float(v) for k, v in jax.device_get(metrics).items()}, _weights.from_params(self.spec, grads)
+
+    def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
+        return {k: np.asarray(v) for k, v in jax.device_get(dict(metrics)).items()}
+
+
+class JaxBackend(Backend):
+    """JAX + flax + optax. Steps run on JAX's default device (a GPU when present)."""
+
+    name = "jax"
+
+    def info(self) -> dict[str, str]:
+        return {"version": f"{jax.__version__} (flax {flax.__version__}, optax {optax.__version__})",
+                "device": _describe(resolve_device(None))}
+
+    def compile(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
+                options: CompileOptions) -> JaxProgram:
+        return JaxProgram(spec, loss, optimizer, options)

@@ -1,0 +1,106 @@
+"""The loss specs of `xvae.losses` in JAX: a dispatch table keyed by loss-spec type.
+
+Each entry maps (model outputs, batch) to per-example metrics of shape (B,); it is written
+for ONE example and `jax.vmap`ped over the batch. `masked_means` then reduces them the
+contract's way, ``sum(mask * per_example) / sum(mask)``, so padding rows never count.
+
+BCE is DESIGN §5's formula written out, ``max(x, 0) - x y + log1p(exp(-|x|))`` (finite at
+x = ±1e9), with its derivative given analytically, ``sigmoid(x) - y``, as the reference's
+backprop and torch's BCEWithLogits do. Autodiff of the formula itself is wrong at exactly
+x = 0: JAX's derivatives of max(x, 0) and |x| there are 0, giving -y instead of 0.5 - y
+(every logit is 0 in a zero-initialised network). `optax.sigmoid_binary_cross_entropy`,
+``-y log_sigmoid(x) - (1-y) log_sigmoid(-x)``, is correct but a different expression, and
+its two log_sigmoids make value+grad 2.7x slower on CPU (measured on a 128x784 batch:
+1.22 ms vs 0.45 ms, ~20% of a whole 784-500-20 VAE step).
+Softmax CE is `optax.softmax_cross_entropy_with_integer_labels`, exactly lse(x) - x[y] with
+the max subtracted.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from xvae.losses import BernoulliELBO, BinaryCrossEntropy, CategoricalCrossEntropy, LossSpec
+
+__all__ = ["LOSSES", "LABEL_DTYPES", "loss_fn", "masked_means", "sigmoid_binary_cross_entropy"]
+
+Array = jax.Array
+PerExample = Callable[[Mapping[str, Array], Mapping[str, Array]], dict[str, Array]]
+
+
+@jax.custom_jvp
+def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
+    """Element-wise BCE from logits: ``max(x, 0) - x*y + log1p(exp(-|x|))`` (DESIGN §5).
+
+    d/dx = sigmoid(x) - y, d/dy = -x: exact everywhere, x = 0 and saturated logits included.
+    """
+    return jnp.maximum(logits, 0.0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+
+
+@sigmoid_binary_cross_entropy.defjvp
+def _bce_jvp(primals: tuple[Array, Array], tangents: tuple[Array, Array]) -> tuple[Array, Array]:
+    logits, labels = primals
+    d_logits, d_labels = tangents
+    value = sigmoid_binary_cross_entropy(logits, labels)
+    return value, (jax.nn.sigmoid(logits) - labels) * d_logits - logits * d_labels
+
+
+def _elbo_one(logits: Array, x: Array, mean: Array, logvar: Array, beta: Array) -> dict[str, Array]:
+    reconstruction = jnp.sum(sigmoid_binary_cross_entropy(logits, x))
+    kl = -0.5 * jnp.sum(1.0 + logvar - jnp.square(mean) - jnp.exp(logvar))
+    return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
+
+
+def bernoulli_elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
+    """Negative ELBO per example: sum_pixels BCE(logits, x) + beta * KL(q(z|x) || N(0, I))."""
+    per_example = jax.vmap(_elbo_one, in_axes=(0, 0, 0, 0, None))
+    return per_example(out["logits"], batch["x"], out["mean"], out["logvar"], batch["beta"])
+
+
+def _bce_one(logits: Array, y: Array) -> dict[str, Array]:
+    logit = logits[0]  # outputs == 1
+    return {"loss": sigmoid_binary_cross_entropy(logit, y),
+            "accuracy": ((logit > 0) == (y > 0.5)).astype(logit.dtype)}
+
+
+def binary_cross_entropy(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
+    """BCE of the single logit against a 0/1 label; accuracy counts logit > 0."""
+    return jax.vmap(_bce_one)(out["logits"], batch["y"])
+
+
+def _cce_one(logits: Array, y: Array) -> dict[str, Array]:
+    return {"loss": optax.softmax_cross_entropy_with_integer_labels(logits, y),
+            "accuracy": (jnp.argmax(logits) == y).astype(logits.dtype)}
+
+
+def categorical_cross_entropy(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
+    """Softmax CE against integer class ids; accuracy counts argmax == y."""
+    return jax.vmap(_cce_one)(out["logits"], batch["y"])
+
+
+#: Loss spec type -> per-example metrics. A new likelihood is a new entry.
+LOSSES: dict[type[LossSpec], PerExample] = {
+    BernoulliELBO: bernoulli_elbo,
+    BinaryCrossEntropy: binary_cross_entropy,
+    CategoricalCrossEntropy: categorical_cross_entropy,
+}
+#: dtype of the "y" batch key per loss spec (the core may hand over int64 or (n, 1) labels).
+LABEL_DTYPES: dict[type[LossSpec], type] = {BinaryCrossEntropy: np.float32, CategoricalCrossEntropy: np.int32}
+
+
+def loss_fn(loss: LossSpec) -> PerExample:
+    try:
+        return LOSSES[type(loss)]
+    except KeyError:
+        raise NotImplementedError(f"{type(loss).__name__} is not implemented by the jax backend") from None
+
+
+def masked_means(per_example: Mapping[str, Array], mask: Array) -> dict[str, Array]:
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
+    rows = jnp.sum(mask)
+    return {name: jnp.sum(mask * value) / rows for name, value in per_example.items()}
