@@ -39,6 +39,18 @@ def dense_layers(spec: ModelSpec) -> dict[str, list[Dense]]:
     A classifier has one tower, "classify" (hidden layers then `output`). A VAE has
     "encoder" (hidden layers; the two heads read its last activation), "heads"
     (`encoder.mean`, `encoder.logvar`) and "decoder" (hidden layers then `decoder.output`).
+
+    Args:
+        spec: a `VAESpec` or `ClassifierSpec`.
+
+    Returns:
+        tower name -> list of `Dense` (name, fan_in, fan_out, activation); heads and
+        output layers have activation "linear".
+
+    Examples:
+        >>> from xvae import VAESpec
+        >>> [layer.name for layer in dense_layers(VAESpec(input_dim=4, hidden=(3,), latents=2))["decoder"]]
+        ['decoder.layers.0', 'decoder.output']
     """
     if isinstance(spec, ClassifierSpec):
         tower = _mlp("", spec.input_dim, spec.hidden, spec.activation)
@@ -79,12 +91,28 @@ def weight_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
 
 
 def slot_name(slot: str, weight: str) -> str:
-    """`opt.<slot>.<weight>`, e.g. opt.m.decoder.output.kernel."""
+    """`opt.<slot>.<weight>`, e.g. opt.m.decoder.output.kernel.
+
+    Args:
+        slot: the optimizer slot: "m", "v" (Adam) or "u" (momentum).
+        weight: a canonical weight name.
+
+    Returns:
+        The canonical optimizer-state name.
+    """
     return f"opt.{slot}.{weight}"
 
 
 def optimizer_slots(spec: ModelSpec, slots: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
-    """Canonical optimizer-state names and shapes: `opt.step` plus one slot per weight."""
+    """Canonical optimizer-state names and shapes: `opt.step` plus one slot per weight.
+
+    Args:
+        spec: a `VAESpec` or `ClassifierSpec`.
+        slots: the optimizer's slots (`OptimizerSpec.slots`), e.g. ("m", "v").
+
+    Returns:
+        name -> shape: "opt.step" with shape (), then `opt.<slot>.<weight>` shaped like the weight.
+    """
     shapes: dict[str, tuple[int, ...]] = {STEP: ()}
     for slot in slots:
         for name, shape in weight_shapes(spec).items():
