@@ -1,0 +1,118 @@
+"""DESIGN §5's optimizer equations, written out with `tf.Variable.assign`.
+
+Keras' optimizers are *not* used, on purpose:
+
+- `keras.optimizers.Adam` uses the "epsilon hat" form, ``alpha_t = lr sqrt(1-b2^t)/(1-b1^t);
+  w -= alpha_t m / (sqrt(v) + eps)`` (keras/src/optimizers/adam.py), i.e. eps is added
+  before the bias correction, and defaults to eps=1e-7. Where |g| is comparable to eps
+  (small gradients, early steps) the two forms give visibly different steps;
+  tests/conformance/test_tf_specific.py measures it.
+- `keras.optimizers.SGD` keeps lr inside its momentum buffer (``u = momentum u - lr g;
+  w += u``), which differs from PyTorch's form whenever lr changes.
+
+Dispatch is by optimizer-spec type (`OPTIMIZERS`). Every optimizer owns its state as
+variables under canonical names (`opt.step`, `opt.<slot>.<weight>`), so `_weights.assign`
+and `_weights.read` move it exactly like the weights. `apply` is traced inside the step's
+tf.function; its Python loop over weights runs at trace time only, and under XLA each
+weight's update fuses into one elementwise kernel.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before tensorflow is imported
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from xvae.naming import STEP, slot_name
+from xvae.optim import SGD, Adam, OptimizerSpec
+
+__all__ = ["OPTIMIZERS", "TFSGD", "TFAdam", "TFOptimizer", "build"]
+
+
+class TFOptimizer:
+    """State variables under canonical names plus one traced update."""
+
+    def __init__(self, spec: OptimizerSpec, weights: Mapping[str, tf.Variable]) -> None:
+        self.spec = spec
+        self.names = list(weights)
+        self.step = tf.Variable(tf.zeros((), tf.float32), name=STEP)
+        self.slots: dict[str, list[tf.Variable]] = {
+            slot: [tf.Variable(tf.zeros_like(w), name=slot_name(slot, n)) for n, w in weights.items()]
+            for slot in spec.slots
+        }
+
+    def state(self) -> dict[str, tf.Variable]:
+        """Canonical name -> variable: exactly the keys of `spec.init_state(weights)`."""
+        out = {STEP: self.step}
+        for slot, variables in self.slots.items():
+            out.update({slot_name(slot, n): v for n, v in zip(self.names, variables)})
+        return out
+
+    def apply(self, weights: Sequence[tf.Variable], grads: Sequence[tf.Tensor]) -> None:
+        """One update of `weights` (canonical order) from `grads`; increments opt.step."""
+        raise NotImplementedError
+
+
+def _bias_correction(decay: float, t: tf.Tensor) -> tf.Tensor:
+    """1 - decay^t, computed in float64 and rounded once to float32.
+
+    In float32, b2 = 0.999 rounds to 0.99900001, so ``1 - b2**t`` is off by 1.3e-5 relative at
+    t=1 (6e-6 in the step): more than DESIGN §6's 1e-6 for one step. Two float64 scalars per
+    step cost nothing and keep the step within float32 rounding of the reference.
+    """
+    power = tf.pow(tf.constant(decay, tf.float64), tf.cast(t, tf.float64))
+    return tf.cast(1.0 - power, tf.float32)
+
+
+class TFAdam(TFOptimizer):
+    """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
+
+    t is opt.step after the increment. This is optax's / PyTorch's form (DESIGN §5).
+    """
+
+    def apply(self, weights: Sequence[tf.Variable], grads: Sequence[tf.Tensor]) -> None:
+        s: Any = self.spec
+        t = self.step + 1.0
+        self.step.assign(t, read_value=False)
+        bc1, bc2 = _bias_correction(s.b1, t), _bias_correction(s.b2, t)
+        for w, g, m, v in zip(weights, grads, self.slots["m"], self.slots["v"]):
+            m_new = s.b1 * m + (1.0 - s.b1) * g
+            v_new = s.b2 * v + (1.0 - s.b2) * tf.square(g)
+            m.assign(m_new, read_value=False)
+            v.assign(v_new, read_value=False)
+            w.assign_sub(s.lr * (m_new / bc1) / (tf.sqrt(v_new / bc2) + s.eps), read_value=False)
+
+
+class TFSGD(TFOptimizer):
+    """w -= lr g; momentum (PyTorch form): u = momentum u + g, w -= lr u;
+    nesterov: u = momentum u + g, w -= lr (g + momentum u)."""
+
+    def apply(self, weights: Sequence[tf.Variable], grads: Sequence[tf.Tensor]) -> None:
+        s: Any = self.spec
+        self.step.assign_add(1.0, read_value=False)
+        if not s.momentum:
+            for w, g in zip(weights, grads):
+                w.assign_sub(s.lr * g, read_value=False)
+            return
+        for w, g, u in zip(weights, grads, self.slots["u"]):
+            u_new = s.momentum * u + g
+            u.assign(u_new, read_value=False)
+            w.assign_sub(s.lr * (g + s.momentum * u_new if s.nesterov else u_new), read_value=False)
+
+
+#: optimizer-spec type -> its TensorFlow implementation.
+OPTIMIZERS: dict[type, type[TFOptimizer]] = {Adam: TFAdam, SGD: TFSGD}
+
+
+def build(spec: OptimizerSpec, weights: Mapping[str, tf.Variable]) -> TFOptimizer:
+    """The TensorFlow optimizer for `spec`, with zero state beside `weights`."""
+    try:
+        cls = OPTIMIZERS[type(spec)]
+    except KeyError:
+        raise NotImplementedError(f"{type(spec).__name__} is not implemented by the tf backend") from None
+    return cls(spec, weights)
