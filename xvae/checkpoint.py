@@ -400,7 +400,7 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Arrays, Arrays]:
             in_flight = not target.exists() and target.with_name(target.name + _ASIDE).exists()
             swapped = in_flight or _identity(folder / META) != before or _identity(target / META) != before
             if swapped and attempt < _READ_TRIES - 1:
-                time.sleep(0.01 * attempt)
+                time.sleep(min(0.01 * attempt, 0.1))
                 continue
             if isinstance(err, CheckpointError):
                 raise
@@ -409,15 +409,17 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Arrays, Arrays]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-_READ_TRIES = 5
+_READ_TRIES = 20  # each retry means another save swapped the folder mid-read
 
 
-def _identity(file: Path) -> tuple[int, int, int] | None:
+def _identity(file: Path) -> tuple[int, int, int, str] | None:
+    """Which metadata file this is: inode, mtime, size and content (inodes get reused)."""
     try:
         st = file.stat()
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
     except OSError:
         return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
+    return st.st_ino, st.st_mtime_ns, st.st_size, digest
 
 
 def _read(folder: Path) -> tuple[dict[str, Any], Arrays, Arrays]:
