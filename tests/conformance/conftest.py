@@ -32,6 +32,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(f"XVAE_REQUIRE_BACKENDS: {missing}")
 
 
+def pytest_ignore_collect(collection_path, config):  # noqa: ARG001
+    """XVAE_TEST_BACKENDS also selects the backend-specific files (test_<name>_specific.py)."""
+    name = collection_path.name
+    if ONLY and name.startswith("test_") and name.endswith("_specific.py"):
+        return name[len("test_"):-len("_specific.py")] not in ONLY
+    return None
+
+
 def require(*names: str) -> None:
     for name in names:
         if reason := xvae.backends.why_unavailable(name):
