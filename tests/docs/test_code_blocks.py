@@ -129,8 +129,8 @@ def test_blocks_are_found():
     assert {"quickstart.md", "plugins.md", "cli.md", "README.md"} <= pages, pages
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if b.lang in ("python", "py")], ids=lambda b: b.id)
-def test_python_block(block: Block, tmp_path, monkeypatch, request):
+def _prepare(block: Block, tmp_path, monkeypatch, request) -> None:
+    """Honour the block's directives, then run it in a temp cwd with a headless matplotlib."""
     if "no-run" in block.directives:
         pytest.skip(f"{block.id}: {block.directives['no-run']}")
     if "with-plugin-example" in block.directives:
@@ -138,6 +138,11 @@ def test_python_block(block: Block, tmp_path, monkeypatch, request):
     _skip_unless_installed(block)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.lang in ("python", "py")], ids=lambda b: b.id)
+def test_python_block(block: Block, tmp_path, monkeypatch, request):
+    _prepare(block, tmp_path, monkeypatch, request)
     code = compile(_expand_snippets(block.code), block.id, "exec")
     exec(code, {"__name__": "__docs__"})  # noqa: S102 - running the docs is the point
 
@@ -147,12 +152,6 @@ def test_python_block(block: Block, tmp_path, monkeypatch, request):
 def test_command_block(block: Block, tmp_path, monkeypatch, request):
     from xvae.cli import main
 
-    if "no-run" in block.directives:
-        pytest.skip(f"{block.id}: {block.directives['no-run']}")
-    if "with-plugin-example" in block.directives:
-        request.getfixturevalue("numpy32")
-    _skip_unless_installed(block)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    _prepare(block, tmp_path, monkeypatch, request)
     for argv in _commands(block):
         assert main(argv) == 0, f"{block.id}: `xvae {shlex.join(argv)}` failed"
