@@ -7,8 +7,11 @@ blocked on its pipe, while another one runs.
 Variants: "xvae-step" (`VAE.fit(..., steps_per_call=1)`), "xvae-fused"
 (`steps_per_call=K`), and every name of `benchmarks.baselines.VARIANTS`.
 
+"pair:<xvae variant>:<backend>:<baseline>" holds xvae and a baseline in one process.
+
 Commands (tuples): ("setup", problem dict) builds the variant and runs two warm-up epochs;
-("run", epochs) times `epochs` epochs; ("breakdown", steps) times the pieces of a step;
+("run", epochs) times `epochs` epochs; ("pair", epochs, rounds) times the two sides of a
+pair in alternation; ("breakdown", steps) times the pieces of a step;
 ("memory",) reports memory; ("quit",).
 """
 
@@ -151,6 +154,36 @@ class XvaeRunner:
         return converted  # torch: already tensors on the program's device
 
 
+class PairRunner:
+    """xvae and its hand-written baseline in one process: the same thread pools, allocator
+    and moment, so a same-process ratio carries none of the process-to-process variation
+    that separate workers show on a shared host (benchmarks/README.md)."""
+
+    def __init__(self, mode: str, backend: str, baseline: str, p: Problem, x: Any) -> None:
+        self.xvae = XvaeRunner(backend, mode == "xvae-fused", p, x)
+        self.baseline = BaselineRunner(baseline, p, x)
+        self.steps_per_call = self.xvae.steps_per_call
+
+    def epochs(self, n: int) -> float:
+        self.baseline.epochs(n)
+        return self.xvae.epochs(n)
+
+    def info(self) -> dict[str, Any]:
+        return self.xvae.info()
+
+    def rounds(self, epochs: int, rounds: int) -> dict[str, list[float]]:
+        """Wall seconds of `epochs` epochs of each side, alternating which goes first."""
+        walls: dict[str, list[float]] = {"xvae": [], "baseline": []}
+        for r in range(rounds):
+            sides = ["xvae", "baseline"] if r % 2 == 0 else ["baseline", "xvae"]
+            for side in sides:
+                runner = self.xvae if side == "xvae" else self.baseline
+                start = time.perf_counter()
+                runner.epochs(epochs)
+                walls[side].append(time.perf_counter() - start)
+        return walls
+
+
 class _Captured(Exception):
     """Stops a train call once its inputs are converted (see XvaeRunner._stage)."""
 
@@ -226,7 +259,10 @@ def serve(conn: Any, name: str) -> None:
                 p = Problem(**msg[1])
                 x = make_data(p)
                 start = time.perf_counter()
-                if name.startswith("xvae-"):
+                if name.startswith("pair:"):
+                    _, mode, backend, baseline = name.split(":")
+                    runner = PairRunner(mode, backend, baseline, p, x)
+                elif name.startswith("xvae-"):
                     mode, backend = name.split(":")
                     runner = XvaeRunner(backend, mode == "xvae-fused", p, x)
                 else:
@@ -245,6 +281,10 @@ def serve(conn: Any, name: str) -> None:
                 wall = time.perf_counter() - start
                 conn.send(("ok", {"wall_s": wall, "steps": epochs * p.steps_per_epoch,  # type: ignore[union-attr]
                                   "cpu_s": cpu_seconds() - c0, "loss": loss}))
+            elif cmd == "pair":
+                epochs, rounds = int(msg[1]), int(msg[2])
+                conn.send(("ok", {"steps": epochs * p.steps_per_epoch,  # type: ignore[union-attr]
+                                  **runner.rounds(epochs, rounds)}))
             elif cmd == "breakdown":
                 # The whole loop is timed here too, right before its pieces, so the fractions
                 # compare measurements taken moments apart (the machine may drift).

@@ -16,7 +16,17 @@ from numpy.typing import NDArray
 from xvae import losses as L
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec, VAESpec
-from xvae.backend import FUNCTIONS, Backend, Batch, CompileOptions, Metrics, OptState, Program, Weights
+from xvae.backend import (
+    FUNCTIONS,
+    Backend,
+    Batch,
+    CompileOptions,
+    Metrics,
+    OptState,
+    Program,
+    Weights,
+    check_batch,
+)
 from xvae.naming import Dense, dense_layers
 from xvae.optim import OptimizerSpec
 
@@ -125,6 +135,7 @@ class ReferenceProgram(Program):
 
     # -- loss and gradients ------------------------------------------------------------
     def _loss_and_grads(self, batch: Batch, need_grads: bool = True) -> tuple[dict[str, float], dict[str, Array]]:
+        check_batch(batch, self.kind)
         x = np.asarray(batch["x"], self.dtype)
         mask = np.asarray(batch["mask"], self.dtype)
         wts = mask / mask.sum()  # d(masked mean)/d(per-example value)
@@ -195,6 +206,7 @@ class ReferenceProgram(Program):
         return {k: np.asarray(v) for k, v in metrics.items()}
 
     def train_steps(self, batches: Batch) -> Metrics:
+        check_batch(batches, self.kind)
         k = len(batches["x"])
         steps = []
         for i in range(k):

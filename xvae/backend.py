@@ -10,6 +10,8 @@ Batch keys (host NumPy, one fixed batch shape per run; the last partial batch is
     "noise" VAE only: float32 (B, latents), the reparameterisation eps: z = mean + exp(logvar/2)*eps
     "mask"  float32 (B,): 1.0 for real rows, 0.0 for padding
     "beta"  VAE only: float32 scalar, the KL weight (an input, so a schedule never recompiles)
+Every key is required (`BATCH_KEYS`; the core's loop always sends all of them): a backend
+calls `check_batch` first, so a missing key is the same ConfigError in every backend.
 Metrics: the loss spec's `metrics` names ("loss", "reconstruction", "kl" / "loss",
 "accuracy"), each the masked mean over the batch: sum(mask * per_example) / sum(mask).
 `train_steps` takes the same keys with a leading K axis (K steps in one compiled call) and
@@ -25,6 +27,7 @@ from typing import Any, ClassVar, Literal, Mapping
 import numpy as np
 from numpy.typing import NDArray
 
+from xvae._errors import ConfigError
 from xvae._specs import ModelSpec
 from xvae.losses import LossSpec
 from xvae.optim import OptimizerSpec
@@ -38,6 +41,8 @@ __all__ = [
     "Backend",
     "Program",
     "FUNCTIONS",
+    "BATCH_KEYS",
+    "check_batch",
 ]
 
 Weights = dict[str, NDArray[np.float32]]
@@ -51,6 +56,22 @@ FUNCTIONS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "vae": {"encode": (("x",), ("mean", "logvar")), "decode": (("z",), ("logits",))},
     "classifier": {"classify": (("x",), ("logits",))},
 }
+
+#: The keys a batch must hold, per model kind (see the module docstring).
+BATCH_KEYS: dict[str, tuple[str, ...]] = {
+    "vae": ("x", "noise", "mask", "beta"),
+    "classifier": ("x", "y", "mask"),
+}
+
+
+def check_batch(batch: Batch, kind: str) -> None:
+    """Raise ConfigError naming every key of `BATCH_KEYS[kind]` that `batch` lacks."""
+    missing = [key for key in BATCH_KEYS[kind] if key not in batch]
+    if missing:
+        raise ConfigError(f"A {kind} batch needs the keys {', '.join(BATCH_KEYS[kind])}. "
+                          f"Missing: {', '.join(missing)}. (Model.fit builds complete batches; "
+                          "a direct Program call must pass them all.)")
+
 
 Precision = Literal["highest", "fast"]
 

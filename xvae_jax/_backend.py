@@ -32,7 +32,17 @@ from numpy.typing import NDArray
 
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec
-from xvae.backend import FUNCTIONS, Backend, Batch, CompileOptions, Metrics, OptState, Program, Weights
+from xvae.backend import (
+    FUNCTIONS,
+    Backend,
+    Batch,
+    CompileOptions,
+    Metrics,
+    OptState,
+    Program,
+    Weights,
+    check_batch,
+)
 from xvae.losses import LossSpec
 from xvae.optim import OptimizerSpec
 from xvae_jax import _layers, _losses, _optim, _weights
@@ -184,18 +194,13 @@ class JaxProgram(Program):
     # -- batches -----------------------------------------------------------------------
     def _batch(self, batch: Batch, k: int | None = None) -> dict[str, NDArray[Any]]:
         """Host arrays in the step's dtypes; `k`: the leading K axis of train_steps."""
-        need = ("x", "noise") if self.kind == "vae" else ("x", "y")
-        missing = [key for key in need if key not in batch]
-        if missing:
-            raise ConfigError(f"A {self.kind} batch needs {', '.join(need)} (and mask"
-                              f"{', beta' if self.kind == 'vae' else ''}). Missing: {', '.join(missing)}.")
+        check_batch(batch, self.kind)
         x = np.asarray(batch["x"], np.float32)
         rows = x.shape[: 1 if k is None else 2]  # (B,) or (K, B)
-        mask = batch.get("mask")
-        out = {"x": x, "mask": np.ones(rows, np.float32) if mask is None else np.asarray(mask, np.float32)}
+        out = {"x": x, "mask": np.broadcast_to(np.asarray(batch["mask"], np.float32), rows)}
         if self.kind == "vae":
             out["noise"] = np.asarray(batch["noise"], np.float32)
-            beta = np.asarray(batch.get("beta", self.spec.beta), np.float32)  # type: ignore[union-attr]
+            beta = np.asarray(batch["beta"], np.float32)
             out["beta"] = beta.reshape(()) if k is None else np.broadcast_to(beta, (k,))
         else:
             out["y"] = np.asarray(batch["y"], self._label_dtype).reshape(rows)
@@ -221,6 +226,7 @@ class JaxProgram(Program):
 
     def train_steps(self, batches: Batch) -> Metrics:
         steps = self._trainable()
+        check_batch(batches, self.kind)
         k = len(batches["x"])
         state, metrics = steps.train_k((self._params, self._opt_state), self._batch(batches, k))
         self._params, self._opt_state = state

@@ -40,6 +40,7 @@ from xvae.backend import (
     OptState,
     Program,
     Weights,
+    check_batch,
 )
 from xvae.losses import BinaryCrossEntropy, LossSpec
 from xvae.optim import OptimizerSpec
@@ -210,20 +211,16 @@ class TFProgram(Program):
         """Host batch -> float32/int32 tensors of the keys this loss reads (one dtype per key,
         so a step traces once per shape). stacked: every key has a leading K axis, except
         "beta", which may be a scalar (broadcast to (K,)) or have shape (K,)."""
-        def get(key: str) -> Any:
-            if key not in batch:
-                raise ConfigError(f"A {self.kind} batch needs the key {key!r}. Received keys: {sorted(batch)}")
-            return batch[key]
-
-        x = np.ascontiguousarray(get("x"), np.float32)
+        check_batch(batch, self.kind)
+        x = np.ascontiguousarray(batch["x"], np.float32)
         lead = x.shape[:-1]  # (B,) or (K, B)
-        out = {"x": x, "mask": np.ascontiguousarray(np.broadcast_to(np.asarray(get("mask"), np.float32), lead))}
+        out = {"x": x, "mask": np.ascontiguousarray(np.broadcast_to(np.asarray(batch["mask"], np.float32), lead))}
         if self.kind == "vae":
-            out["noise"] = np.ascontiguousarray(get("noise"), np.float32)
-            beta = np.asarray(batch.get("beta", self.spec.beta), np.float32)  # type: ignore[union-attr]
+            out["noise"] = np.ascontiguousarray(batch["noise"], np.float32)
+            beta = np.asarray(batch["beta"], np.float32)
             out["beta"] = np.ascontiguousarray(np.broadcast_to(beta, lead[:1] if stacked else ()))
         else:
-            y = np.asarray(get("y"))
+            y = np.asarray(batch["y"])
             out["y"] = np.ascontiguousarray(y.reshape(lead), np.float32 if self._binary else np.int32)
         return {key: tf.convert_to_tensor(value) for key, value in out.items()}
 

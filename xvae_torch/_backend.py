@@ -34,6 +34,7 @@ from xvae.backend import (
     OptState,
     Program,
     Weights,
+    check_batch,
 )
 from xvae.losses import LossSpec
 from xvae.naming import optimizer_slots, weight_shapes
@@ -235,6 +236,7 @@ class TorchProgram(Program):
 
     # -- steps -------------------------------------------------------------------------
     def _batch(self, batch: Batch) -> dict[str, torch.Tensor]:
+        check_batch(batch, self.kind)
         out = {}
         for name, value in batch.items():
             out[name] = _tensor(value, _y_dtype(value) if name == "y" else _F32, self.device)

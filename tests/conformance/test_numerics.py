@@ -12,7 +12,7 @@ import xvae
 from xvae.naming import weight_shapes
 
 from cases import (ARTICLE, GRAD_RTOL, LOSS_RTOL, OPTIMIZERS, SPECS, STEP_RTOL, TRAJ_RTOL,
-                   assert_close_outputs, batch, program, rel_l2)
+                   assert_close_outputs, batch, program, rel_l2, weights)
 
 ALL_SPECS = {**SPECS, **ARTICLE}
 
@@ -189,6 +189,22 @@ def test_no_optimizer_means_no_training(backend):
     assert prog.get_state()[1] == {}
     with pytest.raises(xvae.ConfigError, match="optimizer"):
         prog.train_step(batch(spec, np.random.default_rng(0)))
+
+
+@pytest.mark.parametrize("case", ["vae-h1-z20", "clf-h1-o10"])
+def test_incomplete_batch_is_the_same_error_everywhere(backend, case):
+    """Every key of BATCH_KEYS is required by every backend, in every batch-taking call."""
+    spec = SPECS[case]
+    prog = program(backend, spec, xvae.optim.Adam(1e-3))
+    full = batch(spec, np.random.default_rng(0))
+    stacked = {k: (v if np.ndim(v) == 0 else np.stack([v, v])) for k, v in full.items()}
+    for key in xvae.backend.BATCH_KEYS["vae" if isinstance(spec, xvae.VAESpec) else "classifier"]:
+        for name, call, b in (("train_step", prog.train_step, full), ("train_steps", prog.train_steps, stacked),
+                              ("eval_step", prog.eval_step, full), ("loss_and_grads", prog.loss_and_grads, full)):
+            with pytest.raises(xvae.ConfigError, match=f"Missing: {key}"):
+                call({k: v for k, v in b.items() if k != key})
+    before = prog.get_state()[0]
+    assert all(np.array_equal(before[k], v) for k, v in weights(spec).items()), "a refused batch changed weights"
 
 
 def test_unknown_function(backend):

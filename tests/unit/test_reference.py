@@ -77,3 +77,18 @@ def test_state_round_trip_is_exact():
     got, state = prog.get_state()
     assert all(np.array_equal(got[k], w[k]) for k in w)
     assert state["opt.step"].shape == () and state["opt.step"].dtype == np.float32
+
+
+@pytest.mark.parametrize("case", ["vae-h0", "clf-o3-tanh"])
+def test_incomplete_batch_names_the_missing_key(case):
+    """The reference follows the seam's BATCH_KEYS like the framework backends (conformance)."""
+    spec = SPECS[case]
+    prog = ReferenceBackend().compile(spec, loss_for(spec), xvae.optim.SGD(0.1), CompileOptions())
+    prog.set_state(initialize(spec, np.random.default_rng(0)))
+    full = _batch(spec, np.random.default_rng(1))
+    kind = "vae" if isinstance(spec, xvae.VAESpec) else "classifier"
+    for key in xvae.backend.BATCH_KEYS[kind]:
+        partial = {k: v for k, v in full.items() if k != key}
+        for call in (prog.train_step, prog.eval_step, prog.loss_and_grads):
+            with pytest.raises(xvae.ConfigError, match=f"Missing: {key}"):
+                call(partial)

@@ -23,6 +23,24 @@ def test_draw_order_is_the_contract():
     np.testing.assert_array_equal(data.noise, noise)
 
 
+def test_epoch_buffer_is_reused_without_changing_the_draws():
+    """fit gathers each epoch into one buffer; the arrays and the draws stay those of a fresh gather."""
+    y = np.arange(50)
+    fresh = _training.draw_epoch(X, y, rng=np.random.default_rng(7), shuffle=True, binarize=None, latents=3)
+    buffer = np.full_like(X, np.nan)
+    reused = _training.draw_epoch(X, y, rng=np.random.default_rng(7), shuffle=True, binarize=None, latents=3,
+                                  buffer=buffer)
+    assert reused.x is buffer
+    np.testing.assert_array_equal(reused.x, fresh.x)
+    np.testing.assert_array_equal(reused.y, fresh.y)
+    np.testing.assert_array_equal(reused.noise, fresh.noise)
+    wrong = np.empty((49, 6), np.float32)  # a buffer of another shape is ignored, not written
+    other = _training.draw_epoch(X, None, rng=np.random.default_rng(7), shuffle=True, binarize=None,
+                                 latents=3, buffer=wrong)
+    assert other.x is not wrong
+    np.testing.assert_array_equal(other.x, fresh.x)
+
+
 def test_batches_pad_and_mask_the_tail():
     data = _training.EpochData(X, None, np.zeros((50, 3), np.float32))
     out = list(_training.batches(data, 16, 1, 1.0))

@@ -22,6 +22,7 @@ from xvae.backend import (
     OptState,
     Program,
     Weights,
+    check_batch,
 )
 from xvae.naming import Dense, dense_layers
 
@@ -112,6 +113,7 @@ class Numpy32Program(Program):
 
     def _metrics(self, batch: Batch, grads: Weights | None) -> dict[str, np.ndarray]:
         """The step's metrics; fills `grads` (canonical names) when it is a dict."""
+        check_batch(batch, self.kind)  # every key present, or the seam's ConfigError
         x = np.asarray(batch["x"], F32)
         mask = np.asarray(batch["mask"], F32)
         w = mask / mask.sum()  # masked mean: padded rows weigh 0
