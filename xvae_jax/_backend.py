@@ -40,6 +40,7 @@ from xvae.backend import (
     Metrics,
     OptState,
     Program,
+    RepeatCache,
     Weights,
     check_batch,
 )
@@ -160,6 +161,7 @@ class JaxProgram(Program):
         self._label_dtype = _losses.LABEL_DTYPES.get(type(loss))
         self._params: Any = None
         self._opt_state: Any = None
+        self._repeats = RepeatCache(functools.partial(jax.device_put, device=self.device))
 
     # -- state -------------------------------------------------------------------------
     def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
@@ -192,16 +194,18 @@ class JaxProgram(Program):
         return self._steps
 
     # -- batches -----------------------------------------------------------------------
-    def _batch(self, batch: Batch, k: int | None = None) -> dict[str, NDArray[Any]]:
-        """Host arrays in the step's dtypes; `k`: the leading K axis of train_steps."""
+    def _batch(self, batch: Batch, k: int | None = None) -> dict[str, Any]:
+        """Arrays in the step's dtypes (host arrays; mask and beta cached on the device);
+        `k`: the leading K axis of train_steps."""
         check_batch(batch, self.kind)
         x = np.asarray(batch["x"], np.float32)
         rows = x.shape[: 1 if k is None else 2]  # (B,) or (K, B)
-        out = {"x": x, "mask": np.broadcast_to(np.asarray(batch["mask"], np.float32), rows)}
+        repeats = self._repeats  # the same mask and beta every step: on the device once
+        out = {"x": x, "mask": repeats.get("mask", np.broadcast_to(np.asarray(batch["mask"], np.float32), rows))}
         if self.kind == "vae":
             out["noise"] = np.asarray(batch["noise"], np.float32)
             beta = np.asarray(batch["beta"], np.float32)
-            out["beta"] = beta.reshape(()) if k is None else np.broadcast_to(beta, (k,))
+            out["beta"] = repeats.get("beta", beta.reshape(()) if k is None else np.broadcast_to(beta, (k,)))
         else:
             out["y"] = np.asarray(batch["y"], self._label_dtype).reshape(rows)
         return out

@@ -39,6 +39,7 @@ from xvae.backend import (
     Metrics,
     OptState,
     Program,
+    RepeatCache,
     Weights,
     check_batch,
 )
@@ -142,6 +143,8 @@ def _compiler(jit: bool, xla: bool) -> Callable[[Callable[..., Any]], Any]:
     return compile_
 
 
+#: Batch keys whose values repeat from step to step (see xvae.backend.RepeatCache).
+REPEATING = frozenset({"mask", "beta"})
 _NO_OPTIMIZER = "This program was compiled without an optimizer: pass optimizer= to fit()."
 
 
@@ -164,6 +167,7 @@ class TFProgram(Program):
         self._names = list(self._weights)
         self._vars = list(self._weights.values())
         self._opt_state = self._optimizer.state() if self._optimizer is not None else {}
+        self._repeats = RepeatCache(tf.convert_to_tensor)  # mask and beta, converted once
 
         self.xla = bool(options.xla)
         compile_ = _compiler(options.jit, self.xla)
@@ -222,7 +226,8 @@ class TFProgram(Program):
         else:
             y = np.asarray(batch["y"])
             out["y"] = np.ascontiguousarray(y.reshape(lead), np.float32 if self._binary else np.int32)
-        return {key: tf.convert_to_tensor(value) for key, value in out.items()}
+        return {key: self._repeats.get(key, value) if key in REPEATING else tf.convert_to_tensor(value)
+                for key, value in out.items()}
 
     def _need_optimizer(self) -> _optim.TFOptimizer:
         if self._optimizer is None:

@@ -33,6 +33,7 @@ from xvae.backend import (
     Metrics,
     OptState,
     Program,
+    RepeatCache,
     Weights,
     check_batch,
 )
@@ -165,6 +166,8 @@ def _tensor(value: Any, dtype: np.dtype[Any], device: torch.device) -> torch.Ten
 
 
 _F32 = np.dtype(np.float32)
+#: Batch keys whose values repeat from step to step (see xvae.backend.RepeatCache).
+REPEATING = frozenset({"mask", "beta"})
 
 
 def _y_dtype(y: Any) -> np.dtype[Any]:
@@ -195,6 +198,7 @@ class TorchProgram(Program):
         else:
             self._train_loss = self._loss_of
         self.opt = _optim.TorchOptimizer(optimizer, self.params, device) if optimizer is not None else None
+        self._repeats = RepeatCache(lambda a: _tensor(a, _F32, device))
 
     def _loss_of(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self._loss(self.model, batch)
@@ -239,7 +243,10 @@ class TorchProgram(Program):
         check_batch(batch, self.kind)
         out = {}
         for name, value in batch.items():
-            out[name] = _tensor(value, _y_dtype(value) if name == "y" else _F32, self.device)
+            if name in REPEATING:  # the same mask and beta every step: converted once
+                out[name] = self._repeats.get(name, np.asarray(value, _F32))
+            else:
+                out[name] = _tensor(value, _y_dtype(value) if name == "y" else _F32, self.device)
         return out
 
     def _require_optimizer(self) -> _optim.TorchOptimizer:

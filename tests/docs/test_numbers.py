@@ -40,3 +40,13 @@ def test_saturation_tables_match_the_page(saturation):
 
 def test_float32_sigmoid_saturates_where_the_page_says(saturation):
     assert round(saturation.first_saturated_logit(), 2) == 16.64
+
+
+def test_performance_tables_match_the_committed_results():
+    """docs/performance.md quotes benchmarks/results/*.json through docs/scripts/performance.py."""
+    performance = _script("performance")
+    page = (ROOT / "docs" / "performance.md").read_text()
+    for table in (performance.summary_table(performance.load("cpu")),
+                  performance.scaling_table(performance.load("scaling-cpu"))):
+        assert table in page, f"docs/performance.md is out of date; the script now gives:\n{table}"
+    assert (ROOT / "docs" / "img" / "scaling.png").stat().st_size > 10_000

@@ -1,0 +1,73 @@
+"""The tables and the plot of docs/performance.md, from the committed benchmark results.
+
+    python docs/scripts/performance.py      # prints both tables, writes docs/img/scaling.png
+
+Reads benchmarks/results/cpu.json and scaling-cpu.json (written by
+`python -m benchmarks.run --scaling ...`); tests/docs/test_numbers.py checks that the page
+quotes what this script prints, so a new benchmark run and the page cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+PLOT = ROOT / "docs" / "img" / "scaling.png"
+MODES = {"step": "per step", "fused": "fused (K = {k})"}
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def summary_table(main: dict[str, Any]) -> str:
+    """xvae's fit against the best hand-written loop, per backend and mode."""
+    k = main["problem"]["k"]
+    lines = ["| backend | mode | xvae steps/s | hand-written loop | its steps/s | xvae / hand-written, same process |",
+             "|---|---|---|---|---|---|"]
+    for backend, entry in main["backends"].items():
+        for mode, r in entry["ratios"].items():
+            mine = entry["variants"][f"xvae-{mode}:{backend}"]["steps_per_s"]["median"]
+            theirs = entry["variants"][r["baseline"]]["steps_per_s"]["median"]
+            same = r.get("same_process", {}).get("ratio")
+            ratio = f"{same['median']:.2f} [{same['min']:.2f}-{same['max']:.2f}]" if same else "not measured"
+            lines.append(f"| {backend} | {MODES[mode].format(k=k)} | {mine:.0f} | `{r['baseline']}` | "
+                         f"{theirs:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def scaling_table(scaling: dict[str, Any]) -> str:
+    """Samples/s of xvae's per-step fit and of the GEMM ceiling, per width and batch."""
+    batches = sorted({r["batch"] for r in scaling["rows"]})
+    lines = ["| backend | hidden | " + " | ".join(f"batch {b}" for b in batches) + " |",
+             "|---|---|" + "---|" * len(batches)]
+    keyed = {(r["backend"], r["variant"], r["hidden"], r["batch"]): r for r in scaling["rows"]}
+    for backend, variant in [("gemm floor", "floor")] + [(b, "xvae-step") for b in ("jax", "tf", "torch")]:
+        for h in sorted({r["hidden"] for r in scaling["rows"]}):
+            cells = []
+            for b in batches:
+                r = keyed.get((backend, variant, h, b))
+                cells.append(f"{r['samples_per_s']:,.0f}" if r and r.get("samples_per_s") else "")
+            if any(cells):
+                name = "GEMM ceiling" if backend == "gemm floor" else backend
+                lines.append(f"| {name} | {h} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.run import plot_scaling
+
+    print(summary_table(load("cpu")), end="\n\n")
+    scaling = load("scaling-cpu")
+    print(scaling_table(scaling))
+    plot_scaling(scaling, PLOT)
+    print(f"\nwrote {PLOT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
