@@ -41,20 +41,22 @@ def summary_table(main: dict[str, Any]) -> str:
 
 
 def scaling_table(scaling: dict[str, Any]) -> str:
-    """Samples/s of xvae's per-step fit and of the GEMM ceiling, per width and batch."""
+    """Samples/s of xvae's fit (per step and fused) and of the GEMM ceiling, per width and batch."""
     batches = sorted({r["batch"] for r in scaling["rows"]})
-    lines = ["| backend | hidden | " + " | ".join(f"batch {b}" for b in batches) + " |",
-             "|---|---|" + "---|" * len(batches)]
+    lines = ["| hidden | backend | mode | " + " | ".join(f"batch {b}" for b in batches) + " |",
+             "|---|---|---|" + "---|" * len(batches)]
     keyed = {(r["backend"], r["variant"], r["hidden"], r["batch"]): r for r in scaling["rows"]}
-    for backend, variant in [("gemm floor", "floor")] + [(b, "xvae-step") for b in ("jax", "tf", "torch")]:
-        for h in sorted({r["hidden"] for r in scaling["rows"]}):
+    rows = [("gemm floor", "floor", "GEMM ceiling", "")]
+    rows += [(b, v, b, mode) for b in ("jax", "tf", "torch")
+             for v, mode in (("xvae-step", "per step"), ("xvae-fused", f"fused (K = {scaling['k']})"))]
+    for h in sorted({r["hidden"] for r in scaling["rows"]}):
+        for backend, variant, name, mode in rows:
             cells = []
             for b in batches:
                 r = keyed.get((backend, variant, h, b))
                 cells.append(f"{r['samples_per_s']:,.0f}" if r and r.get("samples_per_s") else "")
             if any(cells):
-                name = "GEMM ceiling" if backend == "gemm floor" else backend
-                lines.append(f"| {name} | {h} | " + " | ".join(cells) + " |")
+                lines.append(f"| {h} | {name} | {mode} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
