@@ -44,6 +44,7 @@ __all__ = [
     "BATCH_KEYS",
     "check_batch",
     "RepeatCache",
+    "broadcast",
 ]
 
 Weights = dict[str, NDArray[np.float32]]
@@ -72,6 +73,13 @@ def check_batch(batch: Batch, kind: str) -> None:
         raise ConfigError(f"A {kind} batch needs the keys {', '.join(BATCH_KEYS[kind])}. "
                           f"Missing: {', '.join(missing)}. (Model.fit builds complete batches; "
                           "a direct Program call must pass them all.)")
+
+
+def broadcast(value: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> NDArray[Any]:
+    """`value` as an array of `shape` and `dtype`; np.broadcast_to only when the shape
+    differs (it costs ~50 us a call, a per-step cost for a mask that already fits)."""
+    a = np.asarray(value, dtype)
+    return a if a.shape == shape else np.broadcast_to(a, shape)
 
 
 class RepeatCache:

@@ -42,6 +42,7 @@ from xvae.backend import (
     Program,
     RepeatCache,
     Weights,
+    broadcast,
     check_batch,
 )
 from xvae.losses import LossSpec
@@ -201,11 +202,11 @@ class JaxProgram(Program):
         x = np.asarray(batch["x"], np.float32)
         rows = x.shape[: 1 if k is None else 2]  # (B,) or (K, B)
         repeats = self._repeats  # the same mask and beta every step: on the device once
-        out = {"x": x, "mask": repeats.get("mask", np.broadcast_to(np.asarray(batch["mask"], np.float32), rows))}
+        out = {"x": x, "mask": repeats.get("mask", broadcast(batch["mask"], rows))}
         if self.kind == "vae":
             out["noise"] = np.asarray(batch["noise"], np.float32)
             beta = np.asarray(batch["beta"], np.float32)
-            out["beta"] = repeats.get("beta", beta.reshape(()) if k is None else np.broadcast_to(beta, (k,)))
+            out["beta"] = repeats.get("beta", beta.reshape(()) if k is None else broadcast(beta, (k,)))
         else:
             out["y"] = np.asarray(batch["y"], self._label_dtype).reshape(rows)
         return out

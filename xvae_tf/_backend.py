@@ -41,6 +41,7 @@ from xvae.backend import (
     Program,
     RepeatCache,
     Weights,
+    broadcast,
     check_batch,
 )
 from xvae.losses import BinaryCrossEntropy, LossSpec
@@ -218,11 +219,11 @@ class TFProgram(Program):
         check_batch(batch, self.kind)
         x = np.ascontiguousarray(batch["x"], np.float32)
         lead = x.shape[:-1]  # (B,) or (K, B)
-        out = {"x": x, "mask": np.ascontiguousarray(np.broadcast_to(np.asarray(batch["mask"], np.float32), lead))}
+        out = {"x": x, "mask": broadcast(batch["mask"], lead)}
         if self.kind == "vae":
             out["noise"] = np.ascontiguousarray(batch["noise"], np.float32)
             beta = np.asarray(batch["beta"], np.float32)
-            out["beta"] = np.ascontiguousarray(np.broadcast_to(beta, lead[:1] if stacked else ()))
+            out["beta"] = broadcast(beta, lead[:1] if stacked else ())
         else:
             y = np.asarray(batch["y"])
             out["y"] = np.ascontiguousarray(y.reshape(lead), np.float32 if self._binary else np.int32)

@@ -23,22 +23,25 @@ def test_draw_order_is_the_contract():
     np.testing.assert_array_equal(data.noise, noise)
 
 
-def test_epoch_buffer_is_reused_without_changing_the_draws():
-    """fit gathers each epoch into one buffer; the arrays and the draws stay those of a fresh gather."""
+def test_epoch_scratch_is_reused_without_changing_the_draws():
+    """fit gathers every epoch after the first into the first one's array; the draws are unchanged."""
     y = np.arange(50)
-    fresh = _training.draw_epoch(X, y, rng=np.random.default_rng(7), shuffle=True, binarize=None, latents=3)
-    buffer = np.full_like(X, np.nan)
-    reused = _training.draw_epoch(X, y, rng=np.random.default_rng(7), shuffle=True, binarize=None, latents=3,
-                                  buffer=buffer)
-    assert reused.x is buffer
-    np.testing.assert_array_equal(reused.x, fresh.x)
-    np.testing.assert_array_equal(reused.y, fresh.y)
-    np.testing.assert_array_equal(reused.noise, fresh.noise)
-    wrong = np.empty((49, 6), np.float32)  # a buffer of another shape is ignored, not written
-    other = _training.draw_epoch(X, None, rng=np.random.default_rng(7), shuffle=True, binarize=None,
-                                 latents=3, buffer=wrong)
-    assert other.x is not wrong
-    np.testing.assert_array_equal(other.x, fresh.x)
+    kw = dict(shuffle=True, binarize=None, latents=3)
+    fresh = [_training.draw_epoch(X, y, rng=rng, **kw) for rng in [np.random.default_rng(7)] * 2]
+    scratch: dict = {}
+    rng = np.random.default_rng(7)
+    first = _training.draw_epoch(X, y, rng=rng, scratch=scratch, **kw)
+    kept = scratch["x"]
+    assert first.x is kept
+    np.testing.assert_array_equal(first.x, fresh[0].x)
+    second = _training.draw_epoch(X, y, rng=rng, scratch=scratch, **kw)
+    assert second.x is kept  # written in place
+    for got, want in ((second, fresh[1]),):
+        np.testing.assert_array_equal(got.x, want.x)
+        np.testing.assert_array_equal(got.y, want.y)
+        np.testing.assert_array_equal(got.noise, want.noise)
+    other = _training.draw_epoch(X[:49], None, rng=np.random.default_rng(7), scratch=scratch, **kw)
+    assert other.x is not kept and scratch["x"] is other.x  # another shape: a new array, kept instead
 
 
 def test_batches_pad_and_mask_the_tail():
