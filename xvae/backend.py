@@ -91,6 +91,9 @@ class RepeatCache:
     stale one; the cache holds at most `size` entries.
     """
 
+    #: The batch keys whose values repeat from step to step: the ones worth caching.
+    KEYS = frozenset({"mask", "beta"})
+
     def __init__(self, convert: Any, size: int = 16, max_bytes: int = 1 << 16) -> None:
         self._convert, self._size, self._max_bytes = convert, size, max_bytes
         self._entries: dict[tuple[Any, ...], Any] = {}

@@ -195,18 +195,18 @@ class JaxProgram(Program):
         return self._steps
 
     # -- batches -----------------------------------------------------------------------
-    def _batch(self, batch: Batch, k: int | None = None) -> dict[str, Any]:
+    def _batch(self, batch: Batch, stacked: bool = False) -> dict[str, Any]:
         """Arrays in the step's dtypes (host arrays; mask and beta cached on the device);
-        `k`: the leading K axis of train_steps."""
+        `stacked`: every key has the leading K axis of train_steps (beta may be a scalar)."""
         check_batch(batch, self.kind)
         x = np.asarray(batch["x"], np.float32)
-        rows = x.shape[: 1 if k is None else 2]  # (B,) or (K, B)
+        rows = x.shape[: 2 if stacked else 1]  # (K, B) or (B,)
         repeats = self._repeats  # the same mask and beta every step: on the device once
         out = {"x": x, "mask": repeats.get("mask", broadcast(batch["mask"], rows))}
         if self.kind == "vae":
             out["noise"] = np.asarray(batch["noise"], np.float32)
             beta = np.asarray(batch["beta"], np.float32)
-            out["beta"] = repeats.get("beta", beta.reshape(()) if k is None else broadcast(beta, (k,)))
+            out["beta"] = repeats.get("beta", broadcast(beta, rows[:1]) if stacked else beta.reshape(()))
         else:
             out["y"] = np.asarray(batch["y"], self._label_dtype).reshape(rows)
         return out
@@ -231,9 +231,7 @@ class JaxProgram(Program):
 
     def train_steps(self, batches: Batch) -> Metrics:
         steps = self._trainable()
-        check_batch(batches, self.kind)
-        k = len(batches["x"])
-        state, metrics = steps.train_k((self._params, self._opt_state), self._batch(batches, k))
+        state, metrics = steps.train_k((self._params, self._opt_state), self._batch(batches, stacked=True))
         self._params, self._opt_state = state
         return metrics
 

@@ -144,8 +144,6 @@ def _compiler(jit: bool, xla: bool) -> Callable[[Callable[..., Any]], Any]:
     return compile_
 
 
-#: Batch keys whose values repeat from step to step (see xvae.backend.RepeatCache).
-REPEATING = frozenset({"mask", "beta"})
 _NO_OPTIMIZER = "This program was compiled without an optimizer: pass optimizer= to fit()."
 
 
@@ -227,7 +225,7 @@ class TFProgram(Program):
         else:
             y = np.asarray(batch["y"])
             out["y"] = np.ascontiguousarray(y.reshape(lead), np.float32 if self._binary else np.int32)
-        return {key: self._repeats.get(key, value) if key in REPEATING else tf.convert_to_tensor(value)
+        return {key: self._repeats.get(key, value) if key in RepeatCache.KEYS else tf.convert_to_tensor(value)
                 for key, value in out.items()}
 
     def _need_optimizer(self) -> _optim.TFOptimizer:

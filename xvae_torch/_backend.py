@@ -166,8 +166,6 @@ def _tensor(value: Any, dtype: np.dtype[Any], device: torch.device) -> torch.Ten
 
 
 _F32 = np.dtype(np.float32)
-#: Batch keys whose values repeat from step to step (see xvae.backend.RepeatCache).
-REPEATING = frozenset({"mask", "beta"})
 
 
 def _y_dtype(y: Any) -> np.dtype[Any]:
@@ -243,7 +241,7 @@ class TorchProgram(Program):
         check_batch(batch, self.kind)
         out = {}
         for name, value in batch.items():
-            if name in REPEATING:  # the same mask and beta every step: converted once
+            if name in RepeatCache.KEYS:  # the same mask and beta every step: converted once
                 out[name] = self._repeats.get(name, np.asarray(value, _F32))
             else:
                 out[name] = _tensor(value, _y_dtype(value) if name == "y" else _F32, self.device)
