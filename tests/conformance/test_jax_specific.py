@@ -9,7 +9,9 @@
   correction misses DESIGN §6's step tolerance, which is why the backend computes
   1 - b^t as -expm1(t log b) (xvae_jax/_optim.py).
 - BCE's derivative is sigmoid(x) - y at x = 0 too (autodiff of the formula gives -y there).
-- train_steps (lax.scan) is bit-exact with train_step on CPU; jit=False gives the same numbers.
+- train_steps (lax.scan) gives train_step's numbers to float32 rounding (XLA may fuse the
+  scan body differently from the single step, and the rounding of a fused multiply-add
+  depends on the CPU's instruction set); jit=False gives the same numbers.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 import xvae
 from xvae.naming import weight_shapes
 
-from cases import OPTIMIZERS, SPECS, STEP_RTOL, batch, program, rel_l2, weights
+from cases import FUSED_RTOL, OPTIMIZERS, SPECS, STEP_RTOL, batch, program, rel_l2, weights
 
 if reason := xvae.backends.why_unavailable("jax"):
     pytest.skip(reason, allow_module_level=True)
@@ -71,14 +73,17 @@ def test_beta_scalar_or_per_step_one_compile():
     want = [float(single.to_numpy(single.train_step({**b, "beta": beta}))["loss"]) for b, beta in zip(group, betas)]
     fused = program("jax", spec, ADAM)
     got = fused.to_numpy(fused.train_steps({**stacked, "beta": betas}))["loss"]
-    np.testing.assert_array_equal(got, np.asarray(want, np.float32))
+    np.testing.assert_allclose(got, np.asarray(want, np.float32), rtol=FUSED_RTOL)
     fused.to_numpy(fused.train_steps({**stacked, "beta": np.float32(1.0)}))  # scalar: broadcast, same shape
     assert _cache_sizes(single)["train"] == 1 and _cache_sizes(fused)["train_k"] == 1
 
 
 @pytest.mark.parametrize("opt", OPTIMIZERS)
 @pytest.mark.parametrize("case", ["vae-h1-z20", "clf-h2-o1"])
-def test_fused_steps_bit_exact_on_cpu(case, opt):
+def test_fused_steps_match_single_steps_on_cpu(case, opt):
+    """lax.scan runs the single step's operations, but XLA may fuse them differently: on a
+    2-core AVX-512 machine 2 of 6 losses differed by one float32 ulp (23.136064 vs
+    23.136063). Same numbers to float32 rounding (FUSED_RTOL), never bit for bit."""
     spec = SPECS[case]
     prog = program("jax", spec, OPTIMIZERS[opt], device="cpu")
     fused = program("jax", spec, OPTIMIZERS[opt], device="cpu")
@@ -87,12 +92,12 @@ def test_fused_steps_bit_exact_on_cpu(case, opt):
     want = np.array([prog.to_numpy(prog.train_step(b))["loss"] for b in group])
     stacked = {k: np.stack([b[k] for b in group]) for k in group[0]}
     got = fused.to_numpy(fused.train_steps(stacked))["loss"]
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, want, rtol=FUSED_RTOL)
     (w1, s1), (w2, s2) = prog.get_state(), fused.get_state()
     for name in w1:
-        np.testing.assert_array_equal(w2[name], w1[name], err_msg=name)
+        assert rel_l2(w2[name], w1[name]) <= FUSED_RTOL, name
     for name in s1:
-        np.testing.assert_array_equal(s2[name], s1[name], err_msg=name)
+        assert rel_l2(s2[name], s1[name]) <= FUSED_RTOL, name
 
 
 def test_donation_never_touches_caller_arrays():

@@ -11,7 +11,7 @@ import pytest
 import xvae
 from xvae.naming import weight_shapes
 
-from cases import (ARTICLE, GRAD_RTOL, LOSS_RTOL, OPTIMIZERS, SPECS, STEP_RTOL, TRAJ_RTOL,
+from cases import (ARTICLE, FUSED_RTOL, GRAD_RTOL, LOSS_RTOL, OPTIMIZERS, SPECS, STEP_RTOL, TRAJ_RTOL,
                    assert_close_outputs, batch, program, rel_l2, weights)
 
 ALL_SPECS = {**SPECS, **ARTICLE}
@@ -177,10 +177,10 @@ def test_fused_steps_equal_single_steps(backend, case):
     fused, p2 = _trajectory(backend, spec, optimizer, batches, fused=10)
     # Same float32 operations in the same order; XLA may fuse the loop body differently
     # from the single step, so allow float32 rounding (a few ulps), not algorithmic drift.
-    np.testing.assert_allclose(fused, single, rtol=1e-5)
+    np.testing.assert_allclose(fused, single, rtol=FUSED_RTOL)
     w1, w2 = p1.get_state()[0], p2.get_state()[0]
     for name in w1:
-        assert rel_l2(w2[name], w1[name]) <= 1e-5, name
+        assert rel_l2(w2[name], w1[name]) <= FUSED_RTOL, name
 
 
 def test_no_optimizer_means_no_training(backend):
