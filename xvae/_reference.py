@@ -27,8 +27,8 @@ from xvae.backend import (
     Weights,
     check_batch,
 )
-from xvae.naming import Dense, dense_layers
-from xvae.optim import OptimizerSpec
+from xvae.naming import STEP, Dense, dense_layers
+from xvae.optim import STEP_DTYPE, OptimizerSpec, step_count
 
 __all__ = ["ReferenceBackend", "ReferenceProgram", "ACTIVATIONS"]
 
@@ -105,10 +105,12 @@ class ReferenceProgram(Program):
             self.opt_state = {}
         else:
             state = self.optimizer.init_state(weights) if opt_state is None else opt_state
-            self.opt_state = {k: np.array(v, dtype=self.dtype) for k, v in state.items()}
+            self.opt_state = {k: (np.asarray(step_count(v), STEP_DTYPE) if k == STEP else np.array(v, dtype=self.dtype))
+                              for k, v in state.items()}
 
     def get_state(self) -> tuple[Weights, OptState]:
-        f32 = lambda d: {k: np.array(v, dtype=np.float32, order="C") for k, v in d.items()}  # noqa: E731
+        f32 = lambda d: {k: (np.array(v, dtype=STEP_DTYPE) if k == STEP else np.array(v, dtype=np.float32, order="C"))  # noqa: E731
+                         for k, v in d.items()}
         return f32(self.weights), f32(self.opt_state)
 
     # -- inference ---------------------------------------------------------------------
@@ -191,26 +193,31 @@ class ReferenceProgram(Program):
         return metrics, {k: grads[k].astype(np.float32) for k in self.weights}
 
     # -- training ----------------------------------------------------------------------
-    def apply_gradients(self, grads: Weights) -> None:
+    def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         if self.optimizer is None:
             raise ConfigError("This program was compiled without an optimizer: pass optimizer= to fit().")
-        new_w, new_s = self.optimizer.update_reference(self.weights, grads, self.opt_state)
+        if lr is None:
+            lr = self.optimizer.lr_at(step_count(self.opt_state[STEP]))
+        # The rate is a float32 step input in every backend: the reference takes the same number.
+        rate = float(np.float32(lr))
+        new_w, new_s = self.optimizer.update_reference(self.weights, grads, self.opt_state, lr=rate)
         self.weights = {k: v.astype(self.dtype) for k, v in new_w.items()}
-        self.opt_state = {k: np.asarray(v, self.dtype) for k, v in new_s.items()}
+        self.opt_state = {k: (v if k == STEP else np.asarray(v, self.dtype)) for k, v in new_s.items()}
 
     def train_step(self, batch: Batch) -> Metrics:
         if self.optimizer is None:
             raise ConfigError("This program was compiled without an optimizer: pass optimizer= to fit().")
+        check_batch(batch, self.kind, train=True)
         metrics, grads = self._loss_and_grads(batch)
-        self.apply_gradients(grads)
+        self.apply_gradients(grads, lr=float(np.asarray(batch["lr"], np.float32)))
         return {k: np.asarray(v) for k, v in metrics.items()}
 
     def train_steps(self, batches: Batch) -> Metrics:
-        check_batch(batches, self.kind)
+        check_batch(batches, self.kind, train=True)
         k = len(batches["x"])
         steps = []
         for i in range(k):
-            one = {n: (v if n == "beta" and np.ndim(v) == 0 else v[i]) for n, v in batches.items()}
+            one = {n: (v if n in ("beta", "lr") and np.ndim(v) == 0 else v[i]) for n, v in batches.items()}
             steps.append(self.train_step(one))
         return {n: np.stack([s[n] for s in steps]) for n in steps[0]}
 

@@ -9,6 +9,13 @@ fused execution never changes the numbers.
 Batches are views of the epoch arrays (no per-step copies); K consecutive batches are one
 reshape. The last partial batch is padded to the batch size and masked, so a run compiles
 one step shape and the masked mean equals the unpadded mean.
+
+The learning rate and beta are per-step inputs, evaluated here for each of an epoch's steps
+(float64 schedules, rounded once to float32) from `model.optimizer`, read at the start of
+every epoch: a callback that assigns ``model.optimizer = dataclasses.replace(...,
+lr=...)`` in `on_epoch_end` changes the next epoch's rate, with the optimizer's state kept
+and nothing recompiled. Schedules are checked at every step a fit will take before the
+first one runs, so a bad one fails before any work (or checkpoint) is done.
 """
 
 from __future__ import annotations
@@ -25,15 +32,42 @@ from xvae import datasets
 from xvae._errors import ConfigError, TrainingDivergedError
 from xvae.backend import Batch, Program
 from xvae.history import History
+from xvae.schedules import Schedule
 
 if TYPE_CHECKING:
     from xvae.models import Model
 
-__all__ = ["EpochData", "draw_epoch", "batches", "run_epoch", "evaluate_batches"]
+__all__ = ["EpochData", "draw_epoch", "batches", "run_epoch", "evaluate_batches", "schedule_values",
+           "ELBO_BETA"]
 
 #: Calls between host syncs: metrics stay on the device in between, so steps queue up.
 SYNC_EVERY = 32
+#: The KL weight of the negative ELBO: what `evaluate` and "val_loss" report, whatever the
+#: training beta (the objective with another beta is not a bound on anything).
+ELBO_BETA = 1.0
 
+
+def schedule_values(schedule: Any, field: str, first_step: int, steps: int) -> NDArray[np.float32]:
+    """float32 values of `schedule` (a Schedule, or a number) at steps first_step, ..., +steps-1.
+
+    Raises:
+        ConfigError: a value is NaN, infinite or negative (naming `field` and the first bad
+            step), or the float32 rounding of a finite value overflows.
+    """
+    steps_ = np.arange(first_step, first_step + steps, dtype=np.int64)
+    if isinstance(schedule, Schedule):
+        values = np.asarray(schedule(steps_), np.float64).reshape(steps)
+    else:
+        values = np.full(steps, float(schedule))
+    with np.errstate(over="ignore", invalid="ignore"):
+        single = values.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(single) | ~(values >= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ConfigError(f"{field} is {values[i]!r} at step {first_step + i} ({schedule!r:.200}); it must be "
+                          f"a finite number >= 0 (in float32) at every step this fit takes "
+                          f"({first_step} to {first_step + steps - 1}). Nothing was trained.")
+    return single
 
 @dataclass
 class EpochData:
@@ -88,31 +122,38 @@ def _pad(a: NDArray[Any], size: int) -> NDArray[Any]:
     return out
 
 
-def batches(data: EpochData, batch_size: int, steps_per_call: int, beta: float | None
+def batches(data: EpochData, batch_size: int, steps_per_call: int, beta: Any = None, lr: Any = None
             ) -> Iterator[tuple[Batch, NDArray[np.float32]]]:
     """Yield (batch, rows): stacked groups of K full batches, then single ones, then the padded tail.
 
     `rows` holds the real rows per step (shape (K,) for a group, () for a single step).
+    `beta` and `lr`: None (no such key), a number for every step, or float32 values per
+    step of the epoch, shape (steps,): a group gets its K values, a single step its own.
     """
     bs, k, n = batch_size, steps_per_call, data.n
     full = n // bs
     arrays = {"x": data.x, "y": data.y, "noise": data.noise}
     arrays = {name: a for name, a in arrays.items() if a is not None}
-    extra = {} if beta is None else {"beta": np.float32(beta)}
+    per_step = {name: (np.float32(v) if np.ndim(v) == 0 else np.asarray(v, np.float32))
+                for name, v in (("beta", beta), ("lr", lr)) if v is not None}
+
+    def extra(lo: int, hi: int | None = None) -> dict[str, Any]:  # step lo, or steps lo..hi-1
+        return {name: (v if v.ndim == 0 else (v[lo] if hi is None else v[lo:hi])) for name, v in per_step.items()}
+
     ones = np.ones(bs, np.float32)
     groups = full // k if k > 1 else 0
     for g in range(groups):
         lo, hi = g * k * bs, (g + 1) * k * bs
         batch = {name: a[lo:hi].reshape(k, bs, *a.shape[1:]) for name, a in arrays.items()}
         batch["mask"] = np.broadcast_to(ones, (k, bs))
-        yield {**batch, **extra}, np.full(k, bs, np.float32)
+        yield {**batch, **extra(g * k, (g + 1) * k)}, np.full(k, bs, np.float32)
     for b in range(groups * k, full):
         batch = {name: a[b * bs:(b + 1) * bs] for name, a in arrays.items()}
-        yield {**batch, "mask": ones, **extra}, np.float32(bs)
+        yield {**batch, "mask": ones, **extra(b)}, np.float32(bs)
     tail = n - full * bs
     if tail:
         batch = {name: _pad(a[full * bs:], bs) for name, a in arrays.items()}
-        yield {**batch, "mask": _pad(ones[:tail], bs), **extra}, np.float32(tail)
+        yield {**batch, "mask": _pad(ones[:tail], bs), **extra(full)}, np.float32(tail)
 
 
 class _Accumulator:
@@ -166,15 +207,16 @@ class _Accumulator:
 
 
 def run_epoch(program: Program, data: EpochData, *, batch_size: int, steps_per_call: int,
-              beta: float | None, epoch: int, first_step: int, last_finite: float | None = None,
-              on_progress: Callable[[int], None] | None = None) -> tuple[dict[str, float], int]:
+              beta: Any, epoch: int, first_step: int, last_finite: float | None = None,
+              on_progress: Callable[[int], None] | None = None, lr: Any = None) -> tuple[dict[str, float], int]:
     """Train one epoch; returns (weighted epoch means, steps taken).
 
-    Raises TrainingDivergedError at the first non-finite loss, naming its step; the
-    last finite loss may come from the previous epoch (`last_finite`).
+    `beta` and `lr` as in `batches` (per-step float32 arrays from `fit`). Raises
+    TrainingDivergedError at the first non-finite loss, naming its step; the last finite
+    loss may come from the previous epoch (`last_finite`).
     """
     acc = _Accumulator(program, epoch, first_step, last_finite=last_finite)
-    for batch, rows in batches(data, batch_size, steps_per_call, beta):
+    for batch, rows in batches(data, batch_size, steps_per_call, beta, lr):
         if np.ndim(rows):
             acc.add(program.train_steps(batch), rows)
         else:
@@ -199,7 +241,7 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, optimizer: Any,
         seed: int | None, shuffle: bool, binarize: str | None, validation_data: Any,
-        progress: bool, steps_per_call: int, beta: float | Callable[[int], float] | None,
+        progress: bool, steps_per_call: int, beta: float | Callable[[int], float] | Schedule | None,
         callbacks: Sequence[Any], resume: bool) -> History:
     """The loop behind `Model.fit` (see there for the arguments)."""
     from xvae import _validate as v
@@ -228,14 +270,18 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
         else:
             vx, vy = validation_data, None
         val = model._check_xy(vx, vy, name="validation_data")
-    model._prepare_training(optimizer)
-    if seed is not None:
-        model.rng = np.random.default_rng(seed)
     first_epoch = model.epoch
     last_epoch = epochs if resume else model.epoch + epochs
     if resume and epochs < model.epoch:
         raise ConfigError(f"With resume=True, epochs is the total ({model.epoch} already done). "
                           f"Received: epochs={epochs}; pass epochs > {model.epoch} to train more.")
+    per_epoch = steps_per_epoch(len(x), bs)
+    # Every schedule at every step this fit takes, before anything changes (item: no lost work).
+    optimizer = model._resolve_optimizer(optimizer)
+    _check_schedules(optimizer, beta, model.step, (last_epoch - first_epoch) * per_epoch)
+    model._prepare_training(optimizer)
+    if seed is not None:
+        model.rng = np.random.default_rng(seed)
     history = History(params={"epochs": last_epoch, "initial_epoch": first_epoch,
                               "batch_size": bs, "steps": steps_per_epoch(len(x), bs),
                               "backend": model.backend})
@@ -248,23 +294,34 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     bar = _progress_bar(progress, steps_per_epoch(len(x), bs))
     try:
         for epoch in range(first_epoch + 1, last_epoch + 1):
-            beta_now = model._beta_for(beta, epoch)
+            if model.optimizer is not model._compiled_optimizer:  # a callback replaced it
+                changed = model._resolve_optimizer(model.optimizer)
+                _check_schedules(changed, None, model.step, (last_epoch - epoch + 1) * per_epoch)
+                model._prepare_training(changed)
+            lrs = schedule_values(model.optimizer.lr, f"{type(model.optimizer).__name__}.lr",  # type: ignore[union-attr]
+                                  model.step, per_epoch)
+            betas = model._betas(beta, epoch, model.step, per_epoch)
             data = draw_epoch(x, y, rng=model.rng, shuffle=shuffle, binarize=binarize, latents=latents,
                               scratch=scratch)
             if bar is not None:
                 bar.reset()
                 bar.set_description(f"epoch {epoch}/{last_epoch}")
             logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=k,
-                                    beta=beta_now, epoch=epoch, first_step=model.step,
+                                    beta=betas, lr=lrs, epoch=epoch, first_step=model.step,
                                     last_finite=last_finite, on_progress=bar.update if bar else None)
             last_finite = logs["loss"]
+            logs["lr"] = float(lrs[-1])  # the rate of the epoch's last step
             model.step += steps
             model.epoch = epoch
             if val is not None:
                 vdata = draw_epoch(val[0], val[1], rng=np.random.default_rng(0), shuffle=False,
                                    binarize=binarize, latents=latents)
-                logs.update({f"val_{k_}": v_ for k_, v_ in
-                             evaluate_batches(model._program, vdata, bs, beta_now).items()})
+                # val_loss is the negative ELBO (beta = 1), as `evaluate` reports it;
+                # val_objective is what training minimises, with the epoch's last beta.
+                vlogs = evaluate_batches(model._program, vdata, bs, None if betas is None else ELBO_BETA)
+                logs.update({f"val_{k_}": v_ for k_, v_ in vlogs.items()})
+                if betas is not None:
+                    logs["val_objective"] = vlogs["reconstruction"] + float(betas[-1]) * vlogs["kl"]
             history.append(epoch, logs)
             if bar is not None:
                 bar.set_postfix({k_: f"{v_:.4g}" for k_, v_ in logs.items()}, refresh=True)
@@ -278,6 +335,16 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     for cb in callbacks:
         cb.on_train_end(model)
     return history
+
+
+def _check_schedules(optimizer: Any, beta: Any, first_step: int, steps: int) -> None:
+    """ConfigError (naming the field and the step) if the optimizer's lr or a beta schedule
+    is NaN, infinite or negative at any of the `steps` steps from `first_step`."""
+    if steps <= 0:
+        return
+    schedule_values(optimizer.lr, f"{type(optimizer).__name__}.lr", first_step, steps)
+    if isinstance(beta, Schedule):
+        schedule_values(beta, "beta", first_step, steps)
 
 
 def _progress_bar(enabled: bool, total: int) -> Any:

@@ -10,12 +10,21 @@ Batch keys (host NumPy, one fixed batch shape per run; the last partial batch is
     "noise" VAE only: float32 (B, latents), the reparameterisation eps: z = mean + exp(logvar/2)*eps
     "mask"  float32 (B,): 1.0 for real rows, 0.0 for padding
     "beta"  VAE only: float32 scalar, the KL weight (an input, so a schedule never recompiles)
-Every key is required (`BATCH_KEYS`; the core's loop always sends all of them): a backend
-calls `check_batch` first, so a missing key is the same ConfigError in every backend.
+    "lr"    training steps only: float32 scalar, this step's learning rate (an input like
+            beta: the core evaluates the optimizer's `lr` or schedule per step, so changing
+            it never recompiles; backends never read `OptimizerSpec.lr`)
+Every key is required (`BATCH_KEYS`, plus `TRAIN_KEYS` for train_step/train_steps; the
+core's loop always sends all of them): a backend calls `check_batch` first, so a missing key
+is the same ConfigError in every backend.
 Metrics: the loss spec's `metrics` names ("loss", "reconstruction", "kl" / "loss",
 "accuracy"), each the masked mean over the batch: sum(mask * per_example) / sum(mask).
 `train_steps` takes the same keys with a leading K axis (K steps in one compiled call) and
-returns metrics with a leading K axis; K steps fused give the numbers of K single steps.
+returns metrics with a leading K axis; K steps fused give the numbers of K single steps
+("beta" and "lr" may also stay scalars shared by the K steps).
+
+Optimizer state: "opt.step" is an integer 0-d array (int64 canonically; `xvae.optim.step_count`
+also reads the float32 of older checkpoints), every slot float32. The optimizer's equations,
+weight decay and global-norm clipping included, are `xvae.optim`'s `update_reference`.
 """
 
 from __future__ import annotations
@@ -42,13 +51,14 @@ __all__ = [
     "Program",
     "FUNCTIONS",
     "BATCH_KEYS",
+    "TRAIN_KEYS",
     "check_batch",
     "RepeatCache",
     "broadcast",
 ]
 
 Weights = dict[str, NDArray[np.float32]]
-OptState = dict[str, NDArray[np.float32]]
+OptState = dict[str, NDArray[Any]]  # "opt.step": integer 0-d; slots: float32
 Batch = Mapping[str, NDArray[Any]]
 Metrics = Mapping[str, Any]
 
@@ -64,13 +74,18 @@ BATCH_KEYS: dict[str, tuple[str, ...]] = {
     "vae": ("x", "noise", "mask", "beta"),
     "classifier": ("x", "y", "mask"),
 }
+#: The keys a training batch (train_step, train_steps) holds in addition to BATCH_KEYS.
+TRAIN_KEYS: tuple[str, ...] = ("lr",)
 
 
-def check_batch(batch: Batch, kind: str) -> None:
-    """Raise ConfigError naming every key of `BATCH_KEYS[kind]` that `batch` lacks."""
-    missing = [key for key in BATCH_KEYS[kind] if key not in batch]
+def check_batch(batch: Batch, kind: str, train: bool = False) -> None:
+    """Raise ConfigError naming every key of `BATCH_KEYS[kind]` (and, if `train`,
+    `TRAIN_KEYS`) that `batch` lacks."""
+    need = BATCH_KEYS[kind] + (TRAIN_KEYS if train else ())
+    missing = [key for key in need if key not in batch]
     if missing:
-        raise ConfigError(f"A {kind} batch needs the keys {', '.join(BATCH_KEYS[kind])}. "
+        what = f"A {kind} training batch" if train else f"A {kind} batch"
+        raise ConfigError(f"{what} needs the keys {', '.join(need)}. "
                           f"Missing: {', '.join(missing)}. (Model.fit builds complete batches; "
                           "a direct Program call must pass them all.)")
 
@@ -83,7 +98,7 @@ def broadcast(value: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> ND
 
 
 class RepeatCache:
-    """Device copies of the small batch arrays that repeat from step to step ("mask", "beta").
+    """Device copies of the small batch arrays that repeat from step to step ("mask", "beta", "lr").
 
     The loop sends the same all-ones mask and the same beta for every full batch; converting
     them anew costs a host-to-device copy per step (TensorFlow: ~55 us each, measured, of a
@@ -92,7 +107,7 @@ class RepeatCache:
     """
 
     #: The batch keys whose values repeat from step to step: the ones worth caching.
-    KEYS = frozenset({"mask", "beta"})
+    KEYS = frozenset({"mask", "beta", "lr"})
 
     def __init__(self, convert: Any, size: int = 16, max_bytes: int = 1 << 16) -> None:
         self._convert, self._size, self._max_bytes = convert, size, max_bytes
@@ -187,8 +202,10 @@ class Program(abc.ABC):
 
         Args:
             weights: name -> float32 array, kernels (in, out) (`xvae.naming.weight_shapes`).
-            opt_state: name -> float32 array ("opt.step", "opt.<slot>.<weight>"), or None
-                for the optimizer's `init_state` (ignored without an optimizer).
+            opt_state: "opt.step" (a whole number: integer, or the float32 of old
+                checkpoints; read it with `xvae.optim.step_count`) and float32
+                "opt.<slot>.<weight>" arrays, or None for the optimizer's `init_state`
+                (ignored without an optimizer).
         """
 
     @abc.abstractmethod
@@ -196,7 +213,8 @@ class Program(abc.ABC):
         """Canonical float32 NumPy copies; OptState is {} without an optimizer. Bit-exact.
 
         Returns:
-            (weights, opt_state): new float32 arrays that `set_state` reproduces bit for bit.
+            (weights, opt_state): new arrays that `set_state` reproduces bit for bit;
+            float32, except "opt.step", an int64 0-d array.
         """
 
     @abc.abstractmethod
@@ -220,13 +238,14 @@ class Program(abc.ABC):
         """One compiled optimizer step; updates the state; metrics stay on device.
 
         Args:
-            batch: the batch keys of the module docstring, host NumPy, fixed shape (B, ...).
+            batch: the batch keys of the module docstring, host NumPy, fixed shape (B, ...),
+                with "lr" (`TRAIN_KEYS`): the update is the optimizer's equations at that rate.
 
         Returns:
             The loss spec's metrics (masked means), in any form `to_numpy` understands.
 
         Raises:
-            ConfigError: the program was compiled without an optimizer.
+            ConfigError: the program was compiled without an optimizer, or a key is missing.
         """
 
     @abc.abstractmethod
@@ -234,19 +253,22 @@ class Program(abc.ABC):
         """K optimizer steps in one compiled call (leading K axis in and out).
 
         Args:
-            batches: the batch keys with a leading K axis, (K, B, ...); "beta" may stay a
-                scalar shared by all K steps.
+            batches: the batch keys with a leading K axis, (K, B, ...); "beta" and "lr"
+                have shape (K,) or stay scalars shared by all K steps.
 
         Returns:
             Metrics with a leading K axis: the numbers of K `train_step` calls.
         """
 
     @abc.abstractmethod
-    def apply_gradients(self, grads: Weights) -> None:
+    def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         """One optimizer update from given canonical gradients (conformance: same grads in).
 
         Args:
             grads: name -> float32 array, the weights' names and shapes.
+            lr: this update's learning rate (rounded to float32, as a step input is); None:
+                the compiled spec's `lr_at(opt.step)`, read from the program's own counter
+                (a host sync: this is a conformance call, not a training path).
         """
 
     @abc.abstractmethod

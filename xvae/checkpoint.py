@@ -4,7 +4,8 @@
       xvae.json              format version, kind, spec, optimizer, step, epoch, RNG state,
                              precision, and the sha256 of each array file
       weights.safetensors    canonical weight names (DESIGN §4), float32, kernels (in, out)
-      optimizer.safetensors  canonical optimizer state (opt.step, opt.m.<w>, ...), if any
+      optimizer.safetensors  canonical optimizer state (opt.step, opt.m.<w>, ...), if any;
+                             opt.step is int64 (format 2; format 1 wrote float32, still read)
 
 Saving is atomic: everything is written into a temporary sibling and fsynced, an existing
 checkpoint is moved aside (``run.xvae.old``), the new one renamed in, the old one deleted.
@@ -37,13 +38,16 @@ from numpy.typing import NDArray
 
 from xvae._errors import CheckpointError, SpecError, XVAEError
 from xvae._specs import spec_from_dict
-from xvae.naming import optimizer_slots, weight_shapes
-from xvae.optim import optimizer_from_dict
+from xvae.naming import STEP, optimizer_slots, weight_shapes
+from xvae.optim import STEP_DTYPE, optimizer_from_dict, step_count
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "latest", "list_checkpoints", "load", "read", "remove", "save"]
 
 FORMAT = "xvae-checkpoint"
-FORMAT_VERSION = 1
+#: 2: opt.step is an int64 array, and optimizer specs may hold schedules, AdamW, weight
+#: decay and clip_norm (an older xvae refuses such a checkpoint by its version, with the
+#: advice to upgrade, rather than by a confusing field error). 1 (float32 opt.step) is read.
+FORMAT_VERSION = 2
 META, WEIGHTS, OPTIMIZER = "xvae.json", "weights.safetensors", "optimizer.safetensors"
 _ASIDE = ".old"
 #: xvae.json holds a spec, counters and an RNG state: kilobytes. Refuse to parse a bomb.
@@ -159,7 +163,8 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
         for name, arrays in ((WEIGHTS, weights), (OPTIMIZER, opt_state)):
             if name == OPTIMIZER and not arrays:
                 continue
-            data = to_bytes({k: np.array(v, dtype=np.float32, order="C") for k, v in arrays.items()})
+            data = to_bytes({k: np.array(v, dtype=STEP_DTYPE if k == STEP else np.float32, order="C")
+                             for k, v in arrays.items()})
             _write(tmp / name, data, crash_at="weights-half-written" if name == WEIGHTS else None)
             hashes[name] = hashlib.sha256(data).hexdigest()
             if name == WEIGHTS:
@@ -350,7 +355,11 @@ def _generator(state: Any, file: Path) -> np.random.Generator:
 
 
 def _read_arrays(file: Path, digest: str, shapes: dict[str, tuple[int, ...]]) -> Arrays:
-    """One safetensors file, verified: hash, format, then names, dtypes and shapes."""
+    """One safetensors file, verified: hash, format, then names, dtypes and shapes.
+
+    Arrays are float32, except the step counter: int64, or float32 in format-1 checkpoints
+    (read as a whole number: `xvae.optim.step_count`).
+    """
     from safetensors.numpy import load as from_bytes
 
     if not file.is_file():
@@ -368,6 +377,15 @@ def _read_arrays(file: Path, digest: str, shapes: dict[str, tuple[int, ...]]) ->
         if key not in loaded:
             raise _fail(f"{file} lacks {key!r}, which the spec needs.", file, key)
         arr = loaded[key]
+        if key == STEP:
+            if arr.dtype not in (STEP_DTYPE, np.float32) or arr.shape != ():
+                raise _fail(f"{file}: {key!r} must be an int64 (or, format 1, float32) scalar. Found "
+                            f"{arr.dtype} of shape {arr.shape}.", file, key)
+            try:
+                loaded[key] = np.asarray(step_count(arr), STEP_DTYPE)
+            except XVAEError:
+                raise _fail(f"{file}: {key!r} is {arr!r:.60}, not a whole number of steps >= 0.", file, key) from None
+            continue
         if arr.dtype != np.float32:
             raise _fail(f"{file}: {key!r} has dtype {arr.dtype}; checkpoints hold float32.", file, key)
         if arr.shape != shape:

@@ -8,6 +8,7 @@ see NumPy arrays, so the same seed gives the same numbers in every backend.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,8 +22,9 @@ from xvae.backend import CompileOptions
 from xvae.history import History
 from xvae.init import initialize
 from xvae.losses import loss_for
-from xvae.naming import weight_shapes
+from xvae.naming import STEP, weight_shapes
 from xvae.optim import Adam, OptimizerSpec
+from xvae.schedules import Schedule
 
 __all__ = ["Model", "VAE", "Classifier"]
 
@@ -80,6 +82,7 @@ class Model:
         self.epoch = 0
         self.stop_training = False
         self.optimizer: OptimizerSpec | None = None
+        self._compiled_optimizer: OptimizerSpec | None = None  # what self._program runs
         weights = initialize(spec, self.rng, init)
         self._program = self._compile(None)
         self._program.set_state(weights)
@@ -88,25 +91,68 @@ class Model:
     def _compile(self, optimizer: OptimizerSpec | None) -> Any:
         return self._backend.compile(self.spec, loss_for(self.spec), optimizer, self.options)
 
-    def _prepare_training(self, optimizer: OptimizerSpec | None) -> None:
-        """Compile with `optimizer`; a different optimizer starts from fresh state."""
+    def _resolve_optimizer(self, optimizer: Any) -> OptimizerSpec:
+        """`optimizer`, or the current one (default Adam(1e-3)); ConfigError if not a spec."""
         if optimizer is None:
             optimizer = self.optimizer or Adam(1e-3)
         if not isinstance(optimizer, OptimizerSpec):
             raise ConfigError("optimizer must be an xvae.optim spec such as xvae.optim.Adam(1e-3) "
-                              f"or xvae.optim.SGD(0.01). Received: {optimizer!r}")
-        if optimizer == self.optimizer:
-            return
-        weights, _ = self._program.get_state()
-        self._program = self._compile(optimizer)
-        self._program.set_state(weights)
+                              f"or xvae.optim.SGD(0.01). Received: {optimizer!r:.200}")
+        return optimizer
+
+    def _prepare_training(self, optimizer: OptimizerSpec | None) -> None:
+        """Make the program run `optimizer`, keeping the optimizer's state where it can.
+
+        Only `lr` differs: nothing to do (the rate is a step input), state kept, no recompile.
+        Other hyperparameters of the same kind differ: recompile, carry the step counter and
+        every slot both specs have (as PyTorch's ``param_group[...] = ...`` and optax's
+        `inject_hyperparams` keep them). Another kind (Adam -> SGD): recompile with fresh
+        state, and warn, because the moments and the step count are lost.
+        """
+        optimizer = self._resolve_optimizer(optimizer)
+        compiled = self._compiled_optimizer
         self.optimizer = optimizer
+        if compiled is not None and optimizer.without_lr() == compiled.without_lr():
+            return
+        weights, state = self._program.get_state()
+        carried = None
+        if compiled is not None and compiled.kind != optimizer.kind:
+            warnings.warn(
+                f"The optimizer changed kind, from {compiled.kind} to {optimizer.kind}: its state "
+                f"(step count {int(state.get(STEP, 0))}, and {compiled.kind}'s moments) starts fresh. "
+                "Changing only hyperparameters of the same kind (lr, betas, momentum, weight decay, "
+                "clip_norm) keeps it.", stacklevel=_user_level())
+        elif compiled is not None:
+            carried = {name: state.get(name, zero) for name, zero in optimizer.init_state(weights).items()}
+        self._program = self._compile(optimizer)
+        self._program.set_state(weights, carried)
+        self._compiled_optimizer = optimizer
+
+    @property
+    def learning_rate(self) -> float | None:
+        """The learning rate the next training step will use: `optimizer.lr_at(step)`.
+
+        None before the model has an optimizer. To change it between epochs (a callback's
+        `on_epoch_end`), assign ``model.optimizer = dataclasses.replace(model.optimizer,
+        lr=new)``: the next epoch reads it, keeps the optimizer's state and recompiles nothing.
+
+        Examples:
+            >>> import dataclasses, xvae
+            >>> m = xvae.Classifier(xvae.ClassifierSpec(input_dim=2), backend="numpy")
+            >>> m.optimizer = xvae.optim.SGD(xvae.schedules.LinearWarmup(peak=0.1, warmup_steps=10))
+            >>> m.learning_rate
+            0.0
+            >>> m.step = 5; m.learning_rate
+            0.05
+        """
+        return None if self.optimizer is None else float(self.optimizer.lr_at(self.step))
 
     @property
     def _latents(self) -> int | None:
         return None
 
-    def _beta_for(self, beta: Any, epoch: int) -> float | None:
+    def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32] | None:
+        """The KL weight of each of an epoch's steps (float32 (steps,)); None without a KL term."""
         return None
 
     def _check_xy(self, x: Any, y: Any, name: str = "x") -> tuple[NDArray[np.float32], Any]:
@@ -205,7 +251,7 @@ class Model:
         other.backend = _backends.canonical_name(backend)
         other._backend = _backends.get(other.backend)
         weights, opt_state = self._program.get_state()
-        other._program = other._compile(self.optimizer)
+        other._program = other._compile(self._compiled_optimizer)
         other._program.set_state(weights, opt_state or None)
         other.rng = np.random.Generator(type(self.rng.bit_generator)())
         other.rng.bit_generator.state = copy.deepcopy(self.rng.bit_generator.state)
@@ -213,6 +259,16 @@ class Model:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r}, backend={self.backend!r}, epoch={self.epoch})"
+
+
+def _user_level() -> int:
+    """The `stacklevel` that points a warning at the first frame outside xvae (the user's)."""
+    import sys
+
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "xvae":
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_weights(spec: ModelSpec, weights: Any) -> dict[str, NDArray[np.float32]]:
@@ -260,12 +316,15 @@ class VAE(Model):
     def _latents(self) -> int:
         return self.spec.latents  # type: ignore[union-attr]
 
-    def _beta_for(self, beta: Any, epoch: int) -> float:
+    def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32]:
+        if isinstance(beta, Schedule):  # per step: a function of the model's step
+            return _training.schedule_values(beta, "beta", first_step, steps)
         value = self.spec.beta if beta is None else (beta(epoch) if callable(beta) else beta)  # type: ignore[union-attr]
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value >= 0:
-            raise ConfigError(f"beta must be a number >= 0 (or a function of the epoch returning one). "
-                              f"Received: beta={value!r}")
-        return float(value)
+            raise ConfigError(f"beta must be a number >= 0, a function of the epoch returning one, or an "
+                              f"xvae.schedules schedule of the step. Received: beta={value!r:.100}"
+                              + (f" (at epoch {epoch})" if callable(beta) else ""))
+        return np.full(steps, value, np.float32)
 
     def _check_xy(self, x: Any, y: Any, name: str = "x") -> tuple[NDArray[np.float32], None]:
         if y is not None:
@@ -276,7 +335,7 @@ class VAE(Model):
     def fit(self, x: Any, epochs: int = 1, batch_size: int = 128, optimizer: OptimizerSpec | None = None,
             seed: int | None = None, shuffle: bool = True, binarize: str | None = None,
             validation_data: Any = None, progress: bool = True, *, steps_per_call: int = 1,
-            beta: float | Callable[[int], float] | None = None, callbacks: Sequence[Any] = (),
+            beta: float | Callable[[int], float] | Schedule | None = None, callbacks: Sequence[Any] = (),
             checkpoint_dir: Any = None, checkpoint_every: int = 1, keep: int = 3,
             resume: bool = False) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
@@ -291,13 +350,20 @@ class VAE(Model):
             epochs: epochs to train; with resume=True the total (Keras' initial_epoch).
             batch_size: rows per step; the last partial batch is padded and masked.
             optimizer: an `xvae.optim` spec; None keeps the current one (default Adam(1e-3)).
+                Its `lr` may be an `xvae.schedules` schedule of the step. A new spec of the
+                same kind keeps the optimizer's state (moments, step count); another kind
+                starts fresh, with a warning.
             seed: None continues the model's generator; an int reseeds it.
             shuffle: draw a new order every epoch.
             binarize: None, "static" (x > 0.5) or "dynamic" (Bernoulli(x) drawn per epoch).
-            validation_data: x_val; evaluated each epoch with fixed noise (Generator(0)).
+            validation_data: x_val; evaluated each epoch with fixed noise (Generator(0)):
+                "val_loss" is its negative ELBO (beta = 1, what `evaluate` reports) and
+                "val_objective" the training objective, reconstruction + beta * kl.
             progress: show a tqdm progress bar.
             steps_per_call: K steps per compiled call (same numbers, less overhead).
-            beta: KL weight: a number, or a function of the (1-based) epoch; default spec.beta.
+            beta: KL weight: a number; a function of the (1-based) epoch; or an
+                `xvae.schedules` schedule of the step (`Model.step`), e.g. a KL warm-up
+                ``LinearWarmup(peak=1.0, warmup_steps=2000)``; default spec.beta.
             callbacks: `xvae.callbacks.Callback` objects.
             checkpoint_dir: if given, save `checkpoint_dir/epoch-NNNN.xvae` checkpoints.
             checkpoint_every: save every N epochs.
@@ -305,8 +371,10 @@ class VAE(Model):
             resume: continue a loaded model: `epochs` is then the total to reach.
 
         Returns:
-            History with "loss", "reconstruction", "kl" (and "val_*") per epoch: means
-            over the epoch's examples, in nats.
+            History with "loss" (the training objective, reconstruction + beta * kl),
+            "reconstruction", "kl" and "lr" (the rate of the epoch's last step), and
+            "val_loss" (the negative ELBO), "val_objective", "val_reconstruction",
+            "val_kl" with validation_data, per epoch: means over the epoch's examples, nats.
 
         Raises:
             DataError: x has the wrong shape, or NaN/inf values.
@@ -323,7 +391,9 @@ class VAE(Model):
                  binarize: str | None = None) -> dict[str, float]:
         """Negative ELBO per example in nats ("loss"), "reconstruction" and "kl".
 
-        One z sample per example, averaged over `n_samples` draws; the noise comes from
+        "loss" is reconstruction + kl (beta = 1), whatever beta the model trains with: the
+        negative ELBO, comparable across models and runs. One z sample per example,
+        averaged over `n_samples` draws; the noise comes from
         `numpy.random.Generator(seed)`, so the figure is reproducible in every backend.
 
         Args:
@@ -345,7 +415,7 @@ class VAE(Model):
         for _ in range(n_samples):
             data = _training.draw_epoch(x, None, rng=rng, shuffle=False, binarize=binarize,
                                         latents=self._latents)
-            for k, v in _training.evaluate_batches(self._program, data, bs, self._beta_for(None, 0)).items():
+            for k, v in _training.evaluate_batches(self._program, data, bs, _training.ELBO_BETA).items():
                 totals[k] = totals.get(k, 0.0) + v / n_samples
         return totals
 

@@ -73,7 +73,9 @@ def loss_curves(history: History | dict[str, list[float]], path: PathLike | None
         hist, epochs_of = history.history, list(history.epoch)
     else:
         hist, epochs_of = dict(history), []
-    base = sorted((k for k in hist if not k.startswith("val_") and len(hist[k])), key=lambda k: k != "loss")
+    # "lr" is a rate, not a metric: it gets no panel.
+    base = sorted((k for k in hist if not k.startswith("val_") and k != "lr" and len(hist[k])),
+                  key=lambda k: k != "loss")
     if not base:
         raise DataError("loss_curves needs a history with at least one epoch of metrics. Received an empty one.")
     from matplotlib.ticker import MaxNLocator
@@ -84,7 +86,9 @@ def loss_curves(history: History | dict[str, list[float]], path: PathLike | None
         values = hist[name]
         epochs = epochs_of if len(epochs_of) == len(values) else list(range(1, len(values) + 1))
         ax.plot(epochs, values, marker="o", label="train")
-        val = hist.get(f"val_{name}")
+        # Training "loss" is the objective (reconstruction + beta * kl); a VAE's "val_loss" is
+        # the negative ELBO (beta = 1), so the panel pairs like with like: val_objective.
+        val = hist.get("val_objective") if name == "loss" and hist.get("val_objective") else hist.get(f"val_{name}")
         if val:
             ax.plot(epochs[: len(val)], val, marker="s", label="validation")
         ax.set(title=name, xlabel="epoch")

@@ -4,9 +4,9 @@ A `JaxProgram` holds ``params`` (a flax params tree on its device) and an optax 
 step is a pure function ``(params, opt_state), batch -> (params, opt_state), metrics``,
 compiled once per batch shape with the (params, opt_state) buffers donated, so XLA updates
 them in place. `train_steps` runs the same step under `jax.lax.scan`: K steps, one call.
-The compiled functions depend only on (spec, loss, optimizer, precision, jit), so programs
-that share them (``Model.to``, a recompile for a new optimizer, the test suite) share the
-compilation too.
+The compiled functions depend only on (spec, loss, optimizer without its lr, precision,
+jit), so programs that share them (``Model.to``, a recompile for a new optimizer, the test
+suite) share the compilation too. The learning rate is the batch's "lr", a traced input.
 
 Precision (DESIGN §5): with ``precision="highest"`` every function is traced inside
 ``jax.default_matmul_precision("float32")``: the precision is recorded on each dot_general
@@ -46,6 +46,7 @@ from xvae.backend import (
     check_batch,
 )
 from xvae.losses import LossSpec
+from xvae.naming import STEP
 from xvae.optim import OptimizerSpec
 from xvae_jax import _layers, _losses, _optim, _weights
 
@@ -131,13 +132,13 @@ class _Steps:
     def _train(self, state: State, batch: Mapping[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
         params, opt_state = state
         metrics, grads = self._value_and_grad(params, batch)
-        return self.opt.update(params, opt_state, grads), metrics  # type: ignore[union-attr]
+        return self.opt.update(params, opt_state, grads, batch["lr"]), metrics  # type: ignore[union-attr]
 
     def _train_k(self, state: State, batches: Mapping[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
         return jax.lax.scan(self._train, state, batches)
 
-    def _apply(self, state: State, grads: Any) -> State:
-        return self.opt.update(*state, grads)  # type: ignore[union-attr]
+    def _apply(self, state: State, grads: Any, lr: jax.Array) -> State:
+        return self.opt.update(*state, grads, lr)  # type: ignore[union-attr]
 
     def _run(self, fn: str, params: Any, **inputs: jax.Array) -> dict[str, jax.Array]:
         return self.model.apply({"params": params}, **inputs, method=fn)
@@ -158,7 +159,9 @@ class JaxProgram(Program):
         self.optimizer = optimizer
         self.options = options
         self.device = resolve_device(options.device)
-        self._steps = _steps(spec, loss, optimizer, options.precision, options.jit)
+        # Keyed without lr: the rate is a step input, so a new rate is never a new compile.
+        self._steps = _steps(spec, loss, None if optimizer is None else optimizer.without_lr(),
+                             options.precision, options.jit)
         self._label_dtype = _losses.LABEL_DTYPES.get(type(loss))
         self._params: Any = None
         self._opt_state: Any = None
@@ -195,18 +198,21 @@ class JaxProgram(Program):
         return self._steps
 
     # -- batches -----------------------------------------------------------------------
-    def _batch(self, batch: Batch, stacked: bool = False) -> dict[str, Any]:
-        """Arrays in the step's dtypes (host arrays; mask and beta cached on the device);
-        `stacked`: every key has the leading K axis of train_steps (beta may be a scalar)."""
-        check_batch(batch, self.kind)
+    def _batch(self, batch: Batch, stacked: bool = False, train: bool = False) -> dict[str, Any]:
+        """Arrays in the step's dtypes (host arrays; mask, beta and lr cached on the device);
+        `stacked`: every key has the leading K axis of train_steps (beta and lr may be
+        scalars); `train`: the batch carries the step's "lr"."""
+        check_batch(batch, self.kind, train=train)
         x = np.asarray(batch["x"], np.float32)
         rows = x.shape[: 2 if stacked else 1]  # (K, B) or (B,)
-        repeats = self._repeats  # the same mask and beta every step: on the device once
+        repeats = self._repeats  # the same mask, beta and lr every step: on the device once
         out = {"x": x, "mask": repeats.get("mask", broadcast(batch["mask"], rows))}
+        scalars = (("beta",) if self.kind == "vae" else ()) + (("lr",) if train else ())
+        for key in scalars:
+            value = np.asarray(batch[key], np.float32)
+            out[key] = repeats.get(key, broadcast(value, rows[:1]) if stacked else value.reshape(()))
         if self.kind == "vae":
             out["noise"] = np.asarray(batch["noise"], np.float32)
-            beta = np.asarray(batch["beta"], np.float32)
-            out["beta"] = repeats.get("beta", broadcast(beta, rows[:1]) if stacked else beta.reshape(()))
         else:
             out["y"] = np.asarray(batch["y"], self._label_dtype).reshape(rows)
         return out
@@ -225,20 +231,24 @@ class JaxProgram(Program):
     # -- training ----------------------------------------------------------------------
     def train_step(self, batch: Batch) -> Metrics:
         steps = self._trainable()
-        state, metrics = steps.train((self._params, self._opt_state), self._batch(batch))
+        state, metrics = steps.train((self._params, self._opt_state), self._batch(batch, train=True))
         self._params, self._opt_state = state
         return metrics
 
     def train_steps(self, batches: Batch) -> Metrics:
         steps = self._trainable()
-        state, metrics = steps.train_k((self._params, self._opt_state), self._batch(batches, stacked=True))
+        state, metrics = steps.train_k((self._params, self._opt_state),
+                                       self._batch(batches, stacked=True, train=True))
         self._params, self._opt_state = state
         return metrics
 
-    def apply_gradients(self, grads: Weights) -> None:
+    def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         steps = self._trainable()
         tree = _weights.to_params(self.spec, grads, self.device, what="gradients")
-        self._params, self._opt_state = steps.apply((self._params, self._opt_state), tree)
+        if lr is None:
+            lr = self.optimizer.lr_at(int(self.get_state()[1][STEP]))  # type: ignore[union-attr]
+        state = (self._params, self._opt_state)
+        self._params, self._opt_state = steps.apply(state, tree, np.float32(lr))
 
     def eval_step(self, batch: Batch) -> Metrics:
         return self._steps.eval(self._ready(), self._batch(batch))

@@ -15,6 +15,20 @@ Checked against optax 0.2.8's source and the float64 references (`update_referen
   `scale_by_adam` below is optax's transformation with ``1 - b^t = -expm1(t * log b)``,
   log b taken in float64 on the host: 2e-7 relative, and the same equations otherwise.
 
+The learning rate is an argument of `JaxOptimizer.update` (the batch's "lr", a traced
+float32 scalar), never baked into the transformation: ``w <- w - lr * update`` after the
+chain, so a new rate or a schedule never retraces, and the chain's state does not change
+shape when the rate does (what `optax.inject_hyperparams` achieves by storing it in the
+state; here the core owns the schedule, so an argument suffices).
+
+* ``clip_norm``: `optax.clip_by_global_norm` first in the chain: ``g / |g| * c`` when not
+  ``|g| < c``, |g| the float32 global norm: DESIGN's equation as is (xvae/optim.py).
+* SGD ``weight_decay``: `optax.add_decayed_weights` before `optax.trace`: g + wd * w, then
+  momentum: PyTorch's SGD(weight_decay=).
+* AdamW: `scale_by_adam` below, then `optax.add_decayed_weights`: ``m̂/(sqrt(v̂)+eps) + wd*w``,
+  times lr: `optax.adamw`'s chain, which is PyTorch's ``w *= 1 - lr*wd`` then the Adam step
+  written as one update.
+
 State in canonical names: ``opt.step`` is the int32 ``count`` (Adam's, or a `count_steps`
 counter chained in front of SGD, which has none); slots ``m``/``v`` are Adam's ``mu``/``nu``
 (optax's `ScaleByAdamState`) and ``u`` is SGD's ``trace``. `export` / `restore` read and
@@ -30,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from xvae.optim import SGD, Adam, OptimizerSpec
+from xvae.optim import SGD, Adam, AdamW, OptimizerSpec
 
 __all__ = ["JaxOptimizer", "OPTIMIZERS", "build", "count_steps", "scale_by_adam", "StepCount"]
 
@@ -95,9 +109,11 @@ class JaxOptimizer(NamedTuple):
     tx: optax.GradientTransformation
     fields: Mapping[str, str]  # canonical slot ("m", "v", "u") -> optax state field
 
-    def update(self, params: Params, state: Any, grads: Params) -> tuple[Params, Any]:
-        """One step: the same code for train_step, train_steps and apply_gradients."""
+    def update(self, params: Params, state: Any, grads: Params, lr: jax.Array) -> tuple[Params, Any]:
+        """One step at learning rate `lr` (float32 scalar): the same code for train_step,
+        train_steps and apply_gradients."""
         updates, state = self.tx.update(grads, state, params)
+        updates = jax.tree.map(lambda u: -lr * u, updates)
         return optax.apply_updates(params, updates), state
 
     def export(self, state: Any) -> tuple[jax.Array, dict[str, Params]]:
@@ -112,19 +128,32 @@ class JaxOptimizer(NamedTuple):
         return optax.tree.set(state, **{STEP_FIELD: jnp.asarray(step, jnp.int32)}, **values)
 
 
+def _clip(spec: OptimizerSpec) -> list[optax.GradientTransformation]:
+    return [] if spec.clip_norm is None else [optax.clip_by_global_norm(spec.clip_norm)]
+
+
 def _sgd(spec: SGD) -> JaxOptimizer:
-    momentum = spec.momentum or None
-    tx = optax.chain(count_steps(), optax.sgd(spec.lr, momentum=momentum, nesterov=spec.nesterov))
-    return JaxOptimizer(tx, {"u": "trace"} if momentum else {})
+    parts = [*_clip(spec), count_steps()]
+    if spec.weight_decay:
+        parts.append(optax.add_decayed_weights(spec.weight_decay))
+    if spec.momentum:
+        parts.append(optax.trace(decay=spec.momentum, nesterov=spec.nesterov))
+    return JaxOptimizer(optax.chain(*parts), {"u": "trace"} if spec.momentum else {})
 
 
 def _adam(spec: Adam) -> JaxOptimizer:
-    tx = optax.chain(scale_by_adam(spec.b1, spec.b2, spec.eps), optax.scale_by_learning_rate(spec.lr))
+    tx = optax.chain(*_clip(spec), scale_by_adam(spec.b1, spec.b2, spec.eps))
     return JaxOptimizer(tx, {"m": "mu", "v": "nu"})
 
 
-#: Optimizer spec type -> optax form. A new optimizer is a new entry.
-OPTIMIZERS: dict[type[OptimizerSpec], Callable[[Any], JaxOptimizer]] = {SGD: _sgd, Adam: _adam}
+def _adamw(spec: AdamW) -> JaxOptimizer:
+    tx = optax.chain(*_clip(spec), scale_by_adam(spec.b1, spec.b2, spec.eps),
+                     optax.add_decayed_weights(spec.weight_decay))
+    return JaxOptimizer(tx, {"m": "mu", "v": "nu"})
+
+
+#: Optimizer spec type -> optax form (the learning rate is applied by `JaxOptimizer.update`).
+OPTIMIZERS: dict[type[OptimizerSpec], Callable[[Any], JaxOptimizer]] = {SGD: _sgd, Adam: _adam, AdamW: _adamw}
 
 
 def build(spec: OptimizerSpec) -> JaxOptimizer:

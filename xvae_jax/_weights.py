@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec
 from xvae.naming import STEP, optimizer_slots, slot_name, weight_shapes
+from xvae.optim import STEP_DTYPE, step_count
 
 __all__ = ["path", "to_params", "from_params", "opt_state_from_canonical", "opt_state_to_canonical"]
 
@@ -68,9 +69,9 @@ def from_params(spec: ModelSpec, tree: Params, prefix: str | None = None) -> dic
 
 
 def opt_state_to_canonical(spec: ModelSpec, step: Any, slots: Mapping[str, Params]
-                           ) -> dict[str, NDArray[np.float32]]:
-    """(step counter, {slot: tree}) -> {"opt.step": float32 0-d, "opt.<slot>.<weight>": ...}."""
-    state = {STEP: np.array(jax.device_get(step), dtype=np.float32)}
+                           ) -> dict[str, NDArray[Any]]:
+    """(step counter, {slot: tree}) -> {"opt.step": int64 0-d, "opt.<slot>.<weight>": ...}."""
+    state = {STEP: np.array(jax.device_get(step), dtype=STEP_DTYPE)}
     for slot, tree in slots.items():
         state.update(from_params(spec, tree, prefix=slot))
     return state
@@ -80,9 +81,9 @@ def opt_state_from_canonical(spec: ModelSpec, slots: tuple[str, ...], state: Map
                              device: jax.Device) -> tuple[np.int32, dict[str, Params]]:
     """The inverse: canonical optimizer state -> (int32 step, {slot: params tree on `device`})."""
     _check(spec, state, "optimizer state", optimizer_slots(spec, slots))
-    step = float(np.asarray(state[STEP]))
-    if step < 0 or step != int(step) or step >= 2**31:
-        raise ConfigError(f"optimizer state {STEP!r} must be a whole number of steps. Received {step}.")
+    step = step_count(state[STEP])
+    if step >= 2**31:  # optax counts in int32 (JAX has no int64 without x64)
+        raise ConfigError(f"optimizer state {STEP!r} must be below 2**31 for the jax backend. Received {step}.")
     trees = {}
     for slot in slots:
         arrays = {name: state[slot_name(slot, name)] for name in weight_shapes(spec)}

@@ -190,7 +190,7 @@ class TFProgram(Program):
 
     def _train_fn(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         metrics, grads = self._metrics_and_grads(batch)
-        self._optimizer.apply(self._vars, grads)  # type: ignore[union-attr]
+        self._optimizer.apply(self._vars, grads, batch["lr"])  # type: ignore[union-attr]
         return metrics
 
     def _train_many_fn(self, batches: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -206,22 +206,24 @@ class TFProgram(Program):
                                   parallel_iterations=1)
         return {n: a.stack() for n, a in zip(names, arrays)}
 
-    def _apply_fn(self, grads: list[tf.Tensor]) -> None:
-        self._optimizer.apply(self._vars, grads)  # type: ignore[union-attr]
+    def _apply_fn(self, grads: list[tf.Tensor], lr: tf.Tensor) -> None:
+        self._optimizer.apply(self._vars, grads, lr)  # type: ignore[union-attr]
 
     # -- host side ---------------------------------------------------------------------
-    def _batch(self, batch: Batch, stacked: bool = False) -> dict[str, tf.Tensor]:
+    def _batch(self, batch: Batch, stacked: bool = False, train: bool = False) -> dict[str, tf.Tensor]:
         """Host batch -> float32/int32 tensors of the keys this loss reads (one dtype per key,
         so a step traces once per shape). stacked: every key has a leading K axis, except
-        "beta", which may be a scalar (broadcast to (K,)) or have shape (K,)."""
-        check_batch(batch, self.kind)
+        "beta" and "lr", which may be scalars (broadcast to (K,)) or have shape (K,).
+        train: the batch carries the step's "lr" (a tensor input: a new rate never retraces)."""
+        check_batch(batch, self.kind, train=train)
         x = np.ascontiguousarray(batch["x"], np.float32)
         lead = x.shape[:-1]  # (B,) or (K, B)
         out = {"x": x, "mask": broadcast(batch["mask"], lead)}
+        scalars = (("beta",) if self.kind == "vae" else ()) + (("lr",) if train else ())
+        for key in scalars:
+            out[key] = broadcast(np.asarray(batch[key], np.float32), lead[:1] if stacked else ())
         if self.kind == "vae":
             out["noise"] = np.ascontiguousarray(batch["noise"], np.float32)
-            beta = np.asarray(batch["beta"], np.float32)
-            out["beta"] = broadcast(beta, lead[:1] if stacked else ())
         else:
             y = np.asarray(batch["y"])
             out["y"] = np.ascontiguousarray(y.reshape(lead), np.float32 if self._binary else np.int32)
@@ -260,17 +262,20 @@ class TFProgram(Program):
     def train_step(self, batch: Batch) -> Metrics:
         self._need_optimizer()
         with tf.device(self.device):
-            return self._train(self._batch(batch))
+            return self._train(self._batch(batch, train=True))
 
     def train_steps(self, batches: Batch) -> Metrics:
         self._need_optimizer()
         with tf.device(self.device):
-            return self._train_many(self._batch(batches, stacked=True))
+            return self._train_many(self._batch(batches, stacked=True, train=True))
 
-    def apply_gradients(self, grads: Weights) -> None:
-        self._need_optimizer()
+    def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
+        optimizer = self._need_optimizer()
+        if lr is None:
+            lr = optimizer.spec.lr_at(int(optimizer.step.numpy()))
         with tf.device(self.device):
-            self._apply(_weights.from_canonical(self._names, grads, "gradients"))
+            self._apply(_weights.from_canonical(self._names, grads, "gradients"),
+                        tf.constant(np.float32(lr)))
 
     def eval_step(self, batch: Batch) -> Metrics:
         with tf.device(self.device):

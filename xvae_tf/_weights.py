@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from xvae._errors import ConfigError
 from xvae.naming import weight_shapes
+from xvae.optim import STEP_DTYPE, step_count
 
 __all__ = ["assign", "from_canonical", "model_variables", "read", "to_canonical"]
 
@@ -54,6 +55,9 @@ def assign(variables: Mapping[str, tf.Variable], arrays: Mapping[str, Any], what
         )
     checked = {}
     for name, var in variables.items():
+        if var.dtype == tf.int64:  # the step counter: a whole number (legacy float32 too)
+            checked[name] = np.asarray(step_count(arrays[name]), np.int64)
+            continue
         value = np.asarray(arrays[name], dtype=np.float32)
         if value.shape != tuple(var.shape):
             raise ConfigError(
@@ -65,8 +69,9 @@ def assign(variables: Mapping[str, tf.Variable], arrays: Mapping[str, Any], what
 
 
 def read(variables: Mapping[str, tf.Variable]) -> dict[str, NDArray[np.float32]]:
-    """Host float32 C-contiguous copies of the variables, by canonical name."""
-    return {name: np.array(var.numpy(), dtype=np.float32, order="C", copy=True)
+    """Host float32 C-contiguous copies of the variables (the step counter: int64), by canonical name."""
+    return {name: np.array(var.numpy(), dtype=STEP_DTYPE if var.dtype == tf.int64 else np.float32,
+                           order="C", copy=True)
             for name, var in variables.items()}
 
 

@@ -38,8 +38,8 @@ from xvae.backend import (
     check_batch,
 )
 from xvae.losses import LossSpec
-from xvae.naming import optimizer_slots, weight_shapes
-from xvae.optim import OptimizerSpec
+from xvae.naming import STEP, optimizer_slots, weight_shapes
+from xvae.optim import OptimizerSpec, step_count
 from xvae_torch import _layers, _losses, _optim, _weights
 
 __all__ = ["TorchBackend", "TorchProgram", "select_device", "tf32", "use_torch_compile"]
@@ -213,7 +213,8 @@ class TorchProgram(Program):
         if opt_state is None:
             self.opt.reset()
         else:
-            self.opt.load({name: _weights.to_torch(name, value, self.device)
+            self.opt.load({name: (torch.tensor(step_count(value), dtype=torch.int64, device=self.device)
+                                  if name == STEP else _weights.to_torch(name, value, self.device))
                            for name, value in opt_state.items()})
 
     def get_state(self) -> tuple[Weights, OptState]:
@@ -237,10 +238,12 @@ class TorchProgram(Program):
         return {name: r.cpu().numpy().astype(np.float32, copy=False) for name, r in zip(outputs, result)}
 
     # -- steps -------------------------------------------------------------------------
-    def _batch(self, batch: Batch) -> dict[str, torch.Tensor]:
-        check_batch(batch, self.kind)
+    def _batch(self, batch: Batch, train: bool = False) -> dict[str, torch.Tensor]:
+        check_batch(batch, self.kind, train=train)
         out = {}
         for name, value in batch.items():
+            if name == "lr":  # a host number: torch.optim takes the rate as a Python float
+                continue
             if name in RepeatCache.KEYS:  # the same mask and beta every step: converted once
                 out[name] = self._repeats.get(name, np.asarray(value, _F32))
             else:
@@ -252,25 +255,28 @@ class TorchProgram(Program):
             raise ConfigError(_NO_OPTIMIZER)
         return self.opt
 
-    def _step(self, opt: _optim.TorchOptimizer, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _step(self, opt: _optim.TorchOptimizer, batch: Mapping[str, torch.Tensor], lr: float
+              ) -> dict[str, torch.Tensor]:
         opt.zero_grad()
         loss, metrics = self._train_loss(batch)
         loss.backward()
-        opt.step()
+        opt.step(lr)
         return {name: m.detach() for name, m in metrics.items()}
 
     def train_step(self, batch: Batch) -> Metrics:
         opt = self._require_optimizer()
-        tensors = self._batch(batch)
+        tensors = self._batch(batch, train=True)
+        lr = float(np.asarray(batch["lr"], np.float32))  # the float32 rate, as every backend uses
         with tf32(self.allow_tf32):
-            return self._step(opt, tensors)
+            return self._step(opt, tensors, lr)
 
     def train_steps(self, batches: Batch) -> Metrics:
         opt = self._require_optimizer()
-        stacked = self._batch(batches)  # one host->device transfer for all K steps
+        stacked = self._batch(batches, train=True)  # one host->device transfer for all K steps
         k = int(stacked["x"].shape[0])
         if k == 0:
             raise ConfigError("train_steps() needs at least one step: the leading K axis of the batch is 0.")
+        lrs = np.broadcast_to(np.asarray(batches["lr"], np.float32), (k,)).tolist()
         beta = stacked.get("beta")
         per_step = [n for n in stacked if not (n == "beta" and beta is not None and beta.ndim == 0)]
         steps = []
@@ -279,17 +285,19 @@ class TorchProgram(Program):
                 one = {n: stacked[n][i] for n in per_step}
                 if beta is not None and beta.ndim == 0:
                     one["beta"] = beta
-                steps.append(self._step(opt, one))
+                steps.append(self._step(opt, one, lrs[i]))
         return {name: torch.stack([s[name] for s in steps]) for name in steps[0]}
 
-    def apply_gradients(self, grads: Weights) -> None:
+    def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         opt = self._require_optimizer()
         _weights.check_names(self.shapes, grads, "gradients")
+        if lr is None:
+            lr = opt.spec.lr_at(int(opt.count))
         opt.zero_grad()
         for name, p in self.params.items():
             p.grad = _weights.to_torch(name, grads[name], self.device)
         with tf32(self.allow_tf32):
-            opt.step()
+            opt.step(float(np.float32(lr)))
         opt.zero_grad()
 
     def eval_step(self, batch: Batch) -> Metrics:

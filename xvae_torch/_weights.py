@@ -43,9 +43,12 @@ def to_torch(name: str, array: Any, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(value).to(device)
 
 
-def to_numpy(name: str, tensor: torch.Tensor) -> NDArray[np.float32]:
-    """A tensor in torch's layout as a canonical float32 C-contiguous NumPy copy."""
+def to_numpy(name: str, tensor: torch.Tensor) -> NDArray[Any]:
+    """A tensor in torch's layout as a canonical float32 C-contiguous NumPy copy (an integer
+    tensor, the step counter, as int64)."""
     value = tensor.detach().cpu().numpy()
+    if not tensor.is_floating_point():
+        return np.array(value, dtype=np.int64, order="C", copy=True)
     if _is_kernel(name):
         return value.T.copy()
     return np.array(value, dtype=np.float32, order="C", copy=True)

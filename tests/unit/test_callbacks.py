@@ -106,7 +106,7 @@ def test_early_stopping_in_fit_restores_the_best_weights():
 
 def test_early_stopping_names_what_is_missing():
     with pytest.raises(xvae.ConfigError, match=r"EarlyStopping monitors 'val_loss', which fit does not report. "
-                                               r"Available: loss, reconstruction, kl \(val_\* needs validation_data=\)"):
+                                               r"Available: loss, reconstruction, kl, lr \(val_\* needs validation_data=\)"):
         vae().fit(X, epochs=2, callbacks=[EarlyStopping()], **FIT)
 
 
@@ -181,7 +181,7 @@ def test_csv_logger_writes_the_history(tmp_path):
     h = vae().fit(X, epochs=3, callbacks=[CSVLogger(path)], **FIT)
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["epoch", "loss", "reconstruction", "kl"] and len(rows) == 4
+    assert rows[0] == ["epoch", "loss", "reconstruction", "kl", "lr"] and len(rows) == 4
     columns = CSVLogger.read(path)
     assert columns["epoch"] == [1.0, 2.0, 3.0]
     for name, values in h.history.items():
@@ -228,8 +228,8 @@ def test_user_callbacks_see_every_hook_in_order():
 
     model = vae()
     model.fit(X, epochs=2, callbacks=[Recorder()], **FIT)
-    assert calls == [("begin", 0), ("epoch", 1, ["kl", "loss", "reconstruction"]),
-                     ("epoch", 2, ["kl", "loss", "reconstruction"]), ("end", 2)]
+    assert calls == [("begin", 0), ("epoch", 1, ["kl", "loss", "lr", "reconstruction"]),
+                     ("epoch", 2, ["kl", "loss", "lr", "reconstruction"]), ("end", 2)]
 
 
 def test_a_callback_can_stop_training():

@@ -68,7 +68,8 @@ def test_save_writes_the_documented_layout(saved):
     assert meta["format"] == "xvae-checkpoint" and meta["format_version"] == checkpoint.FORMAT_VERSION
     assert (meta["kind"], meta["step"], meta["epoch"], meta["precision"]) == ("vae", 6, 2, "highest")
     assert xvae.spec_from_dict(meta["spec"]) == SPEC and meta["optimizer"] == {"kind": "adam", "lr": 1e-2,
-                                                                                "b1": 0.9, "b2": 0.999, "eps": 1e-8}
+                                                                                "b1": 0.9, "b2": 0.999, "eps": 1e-8,
+                                                                                "clip_norm": None}
     # canonical names (DESIGN §4), float32, readable by any safetensors reader
     weights = load_file(str(path / "weights.safetensors"))
     assert set(weights) == set(vae.get_weights()) and all(w.dtype == np.float32 for w in weights.values())
@@ -148,7 +149,8 @@ def test_divergence_stops_fit_and_keeps_the_last_good_checkpoint(tmp_path):
     vae = xvae.VAE(xvae.VAESpec(input_dim=64, hidden=(16,), latents=2), backend="numpy", seed=0)
     vae.fit(x, epochs=1, batch_size=10, progress=False, checkpoint_dir=tmp_path / "ck")
     good = vae.get_weights()
-    with np.errstate(all="ignore"), pytest.raises(xvae.TrainingDivergedError, match="Training diverged") as err:
+    with np.errstate(all="ignore"), pytest.raises(xvae.TrainingDivergedError, match="Training diverged") as err, \
+            pytest.warns(UserWarning, match="changed kind, from adam to sgd"):
         vae.fit(x, epochs=3, batch_size=10, progress=False, optimizer=xvae.optim.SGD(1e6),
                 checkpoint_dir=tmp_path / "ck")
     e = err.value
@@ -425,8 +427,38 @@ def test_spec_and_weights_mismatch(saved, change, pattern, key):
 def test_a_newer_format_version(saved):
     _, path = saved
     edit_meta(path, format_version=checkpoint.FORMAT_VERSION + 1, xvae_version="9.0")
-    expect(path, "xvae.json", r"format version 2, written by xvae 9.0; this xvae reads versions up to 1. "
-                              r"Upgrade xvae")
+    expect(path, "xvae.json", rf"format version {checkpoint.FORMAT_VERSION + 1}, written by xvae 9.0; this "
+                              rf"xvae reads versions up to {checkpoint.FORMAT_VERSION}. Upgrade xvae")
+
+
+def _as_format_1(path: Path, step: object = None) -> None:
+    """Rewrite a checkpoint as xvae wrote format 1: opt.step as a float32 scalar."""
+    from safetensors.numpy import load_file, save_file
+
+    file = path / "optimizer.safetensors"
+    state = load_file(str(file))
+    state["opt.step"] = np.asarray(state["opt.step"] if step is None else step, np.float32)
+    save_file(state, str(file))
+    rehash(path, "optimizer.safetensors")
+    edit_meta(path, format_version=1)
+
+
+def test_format_1_checkpoints_with_a_float32_step_still_load(saved):
+    vae, path = saved
+    assert checkpoint.read(path)[2]["opt.step"].dtype == np.int64  # format 2 writes an integer
+    _as_format_1(path)
+    back = xvae.load(path)
+    state = back.get_optimizer_state()
+    assert state["opt.step"].dtype == np.int64 and int(state["opt.step"]) == vae.step == 6
+    h1 = back.fit(X, epochs=1, batch_size=16, progress=False)
+    h2 = vae.fit(X, epochs=1, batch_size=16, progress=False)
+    assert h1.history["loss"] == pytest.approx(h2.history["loss"], rel=RESUME_RTOL)
+
+
+def test_a_fractional_float32_step_is_refused(saved):
+    _, path = saved
+    _as_format_1(path, step=2.5)
+    expect(path, "optimizer.safetensors", "not a whole number of steps", "opt.step")
 
 
 @pytest.mark.parametrize(("changes", "pattern"), [
@@ -436,7 +468,9 @@ def test_a_newer_format_version(saved):
     ({"kind": "gan"}, "field 'kind' must be one of"),
     ({"spec": {"kind": "vae", "encoder": 3}}, "holds an invalid spec"),
     ({"spec": [1, 2]}, "holds an invalid spec"),
-    ({"optimizer": {"kind": "adamw"}}, "holds an invalid optimizer"),
+    ({"optimizer": {"kind": "lamb"}}, "holds an invalid optimizer"),
+    ({"optimizer": {"kind": "adam", "lr": {"kind": "cyclic"}}}, "Unknown schedule 'cyclic'"),
+    ({"optimizer": {"kind": "adamw", "weight_decay": -1}}, "AdamW.weight_decay must be"),
     ({"step": -1}, "field 'step' must be an integer >= 0"),
     ({"epoch": 1.5}, "field 'epoch' must be an integer >= 0"),
     ({"precision": "double"}, "field 'precision'"),

@@ -76,7 +76,7 @@ def test_state_round_trip_is_exact():
     prog.set_state(w)
     got, state = prog.get_state()
     assert all(np.array_equal(got[k], w[k]) for k in w)
-    assert state["opt.step"].shape == () and state["opt.step"].dtype == np.float32
+    assert state["opt.step"].shape == () and state["opt.step"].dtype == np.int64  # an integer counter
 
 
 @pytest.mark.parametrize("case", ["vae-h0", "clf-o3-tanh"])

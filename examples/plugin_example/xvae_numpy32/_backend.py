@@ -24,7 +24,8 @@ from xvae.backend import (
     Weights,
     check_batch,
 )
-from xvae.naming import Dense, dense_layers
+from xvae.naming import STEP, Dense, dense_layers
+from xvae.optim import step_count
 
 F32 = np.float32
 
@@ -77,7 +78,9 @@ class Numpy32Program(Program):
             self.opt_state = {}
         else:
             state = self.optimizer.init_state(weights) if opt_state is None else opt_state
-            self.opt_state = {k: np.array(v, F32) for k, v in state.items()}
+            # "opt.step" is an integer (xvae.optim.step_count reads old float32 ones too)
+            self.opt_state = {k: np.array(step_count(v) if k == STEP else v, np.int64 if k == STEP else F32)
+                              for k, v in state.items()}
 
     def get_state(self) -> tuple[Weights, OptState]:
         return ({k: v.copy() for k, v in self.weights.items()},
@@ -155,21 +158,25 @@ class Numpy32Program(Program):
         metrics = self._metrics(batch, grads)
         return {k: float(v) for k, v in metrics.items()}, {k: grads[k].astype(F32) for k in self.weights}
 
-    def apply_gradients(self, grads: Weights) -> None:
+    def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         if self.optimizer is None:
             raise ConfigError("This program was compiled without an optimizer: pass optimizer= to fit().")
-        # The optimizer's exact equations (xvae.optim), evaluated in float64, stored in float32.
-        new_w, new_s = self.optimizer.update_reference(self.weights, grads, self.opt_state)
+        if lr is None:  # the spec's rate (or schedule) at this program's step
+            lr = self.optimizer.lr_at(step_count(self.opt_state[STEP]))
+        # The optimizer's exact equations (xvae.optim), evaluated in float64, stored in float32;
+        # the rate is the float32 step input every backend receives.
+        new_w, new_s = self.optimizer.update_reference(self.weights, grads, self.opt_state, lr=float(F32(lr)))
         self.weights = {k: np.asarray(v, F32) for k, v in new_w.items()}
-        self.opt_state = {k: np.asarray(v, F32) for k, v in new_s.items()}
+        self.opt_state = {k: (v if k == STEP else np.asarray(v, F32)) for k, v in new_s.items()}
 
     def train_step(self, batch: Batch) -> Metrics:
+        check_batch(batch, self.kind, train=True)  # a training batch also carries "lr"
         metrics, grads = self.loss_and_grads(batch)
-        self.apply_gradients(grads)
+        self.apply_gradients(grads, lr=float(batch["lr"]))
         return metrics
 
     def train_steps(self, batches: Batch) -> Metrics:
-        k = len(batches["x"])  # K stacked batches; "beta" may be one scalar for all K
+        k = len(batches["x"])  # K stacked batches; "beta" and "lr" may be one scalar for all K
         steps = [self.train_step({n: v if np.ndim(v) == 0 else v[i] for n, v in batches.items()})
                  for i in range(k)]
         return {n: np.array([s[n] for s in steps], F32) for n in steps[0]}
