@@ -50,13 +50,21 @@ def weights(spec: Any, seed: int = 0) -> dict[str, np.ndarray]:
     return initialize(spec, np.random.default_rng(seed))
 
 
-def batch(spec: Any, rng: np.random.Generator, size: int = BATCH, pad: int = PAD) -> dict[str, np.ndarray]:
-    """A padded batch in the seam's format: the last `pad` rows are zeros with mask 0."""
+#: The learning rate that test batches carry (the seam's "lr" step input) unless told otherwise.
+LR = 1e-3
+
+
+def batch(spec: Any, rng: np.random.Generator, size: int = BATCH, pad: int = PAD,
+          lr: float = LR) -> dict[str, np.ndarray]:
+    """A padded batch in the seam's format: the last `pad` rows are zeros with mask 0.
+
+    It carries "lr" (float32 `lr`), which training steps need and evaluation ignores.
+    """
     real = size - pad
     mask = np.zeros(size, np.float32)
     mask[:real] = 1.0
     x = np.zeros((size, spec.input_dim), np.float32)
-    out: dict[str, np.ndarray] = {"mask": mask}
+    out: dict[str, np.ndarray] = {"mask": mask, "lr": np.float32(lr)}
     if isinstance(spec, xvae.VAESpec):
         x[:real] = (rng.random((real, spec.input_dim)) < 0.4).astype(np.float32)
         noise = np.zeros((size, spec.latents), np.float32)

@@ -156,7 +156,7 @@ def test_params_tree_uses_canonical_layer_names():
 
 
 def _dot_precisions(prog, spec):
-    b = prog._batch(batch(spec, np.random.default_rng(4)))
+    b = prog._batch(batch(spec, np.random.default_rng(4)), train=True)
     text = prog._steps.train.lower((prog._params, prog._opt_state), b).as_text()
     dots = [line for line in text.splitlines() if "dot_general" in line]
     layers = len(weight_shapes(spec)) // 2

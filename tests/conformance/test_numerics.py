@@ -143,11 +143,13 @@ def test_optimizer_steps_from_identical_gradients(backend, case, opt):
 
 def _trajectory(name, spec, optimizer, batches, fused=0):
     prog = program(name, spec, optimizer)
+    batches = [{**b, "lr": np.float32(optimizer.lr)} for b in batches]
     if fused:
         losses = []
         for lo in range(0, len(batches), fused):
             group = batches[lo:lo + fused]
-            stacked = {k: np.stack([b[k] for b in group]) for k in group[0] if k != "beta"}
+            stacked = {k: np.stack([b[k] for b in group]) for k in group[0] if k not in ("beta", "lr")}
+            stacked["lr"] = np.float32(optimizer.lr)  # a scalar shared by the K steps
             if "beta" in group[0]:
                 stacked["beta"] = np.float32(1.0)
             losses.extend(np.asarray(prog.to_numpy(prog.train_steps(stacked))["loss"]).tolist())
@@ -193,16 +195,24 @@ def test_no_optimizer_means_no_training(backend):
 
 @pytest.mark.parametrize("case", ["vae-h1-z20", "clf-h1-o10"])
 def test_incomplete_batch_is_the_same_error_everywhere(backend, case):
-    """Every key of BATCH_KEYS is required by every backend, in every batch-taking call."""
+    """Every key of BATCH_KEYS is required by every backend, in every batch-taking call, and
+    TRAIN_KEYS ("lr") by the training calls."""
     spec = SPECS[case]
     prog = program(backend, spec, xvae.optim.Adam(1e-3))
     full = batch(spec, np.random.default_rng(0))
     stacked = {k: (v if np.ndim(v) == 0 else np.stack([v, v])) for k, v in full.items()}
+    calls = (("train_step", prog.train_step, full), ("train_steps", prog.train_steps, stacked),
+             ("eval_step", prog.eval_step, full), ("loss_and_grads", prog.loss_and_grads, full))
     for key in xvae.backend.BATCH_KEYS["vae" if isinstance(spec, xvae.VAESpec) else "classifier"]:
-        for name, call, b in (("train_step", prog.train_step, full), ("train_steps", prog.train_steps, stacked),
-                              ("eval_step", prog.eval_step, full), ("loss_and_grads", prog.loss_and_grads, full)):
+        for name, call, b in calls:
             with pytest.raises(xvae.ConfigError, match=f"Missing: {key}"):
                 call({k: v for k, v in b.items() if k != key})
+    for key in xvae.backend.TRAIN_KEYS:
+        for name, call, b in calls[:2]:
+            with pytest.raises(xvae.ConfigError, match=f"training batch .* Missing: {key}"):
+                call({k: v for k, v in b.items() if k != key})
+        for name, call, b in calls[2:]:  # evaluation has no learning rate
+            call({k: v for k, v in b.items() if k != key})
     before = prog.get_state()[0]
     assert all(np.array_equal(before[k], v) for k, v in weights(spec).items()), "a refused batch changed weights"
 

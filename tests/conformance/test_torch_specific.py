@@ -165,6 +165,8 @@ OPTIMIZERS = {
     "sgd": xvae.optim.SGD(0.1),
     "sgd-m0.9": xvae.optim.SGD(0.1, momentum=0.9),
     "sgd-nesterov": xvae.optim.SGD(0.1, momentum=0.9, nesterov=True),
+    "sgd-m0.9-wd": xvae.optim.SGD(0.1, momentum=0.9, weight_decay=0.05),
+    "adamw": xvae.optim.AdamW(1e-2, weight_decay=0.1),
 }
 
 
@@ -189,13 +191,15 @@ def test_torch_optim_implements_design_equations(opt, fused):
         grads = {k: rng.normal(size=v.shape) * 10.0 ** rng.integers(-6, 1) for k, v in w0.items()}
         for k, p in params.items():
             p.grad = torch.tensor(grads[k])
+        for group in torch_opt.param_groups:  # built with lr=0: the rate is a step input
+            group["lr"] = spec.lr
         torch_opt.step()
         ref_w, ref_s = spec.update_reference(ref_w, grads, ref_s)
-        if isinstance(spec, xvae.optim.Adam):
+        if type(spec) is xvae.optim.Adam:
             keras_w, keras_s = _keras_adam(spec, keras_w, grads, keras_s)
     for k in w0:
         np.testing.assert_allclose(params[k].detach().numpy(), ref_w[k], rtol=1e-13, err_msg=k)
-    if isinstance(spec, xvae.optim.Adam):
+    if type(spec) is xvae.optim.Adam:
         assert max(rel_l2(params[k].detach().numpy(), keras_w[k]) for k in w0) > 1e-8
 
 
@@ -207,7 +211,7 @@ def test_nonzero_optimizer_state_resumes_exactly(opt):
     w = weights(spec)
     state = {name: np.abs(rng.normal(0, 1e-3, shape)).astype(np.float32)
              for name, shape in optimizer_slots(spec, optimizer.slots).items()}
-    state[STEP] = np.float32(7)
+    state[STEP] = np.int64(7)
     prog = program("torch", spec, optimizer, w=w)
     prog.set_state(w, state)
     got_w, got_s = prog.get_state()
@@ -223,7 +227,7 @@ def test_nonzero_optimizer_state_resumes_exactly(opt):
         assert rel_l2(got_w[name], want_w[name]) <= STEP_RTOL, name
     for name in want_s:
         assert rel_l2(got_s[name], want_s[name]) <= STEP_RTOL, name
-    assert got_s[STEP] == np.float32(8) and got_s[STEP].shape == ()
+    assert got_s[STEP] == 8 and got_s[STEP].shape == () and got_s[STEP].dtype == np.int64
 
 
 def test_fresh_momentum_buffers_exist_before_the_first_step():
