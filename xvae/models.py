@@ -118,8 +118,9 @@ class Model:
         carried = None
         if compiled is not None and compiled.kind != optimizer.kind:
             warnings.warn(
-                f"The optimizer changed kind, from {compiled.kind} to {optimizer.kind}: its state "
-                f"(step count {int(state.get(STEP, 0))}, and {compiled.kind}'s moments) starts fresh. "
+                f"The optimizer changed kind, from {compiled.kind} to {optimizer.kind}: its state (step "
+                f"count {int(state.get(STEP, 0))}, per-weight slots {', '.join(compiled.slots) or 'none'}) "
+                "starts fresh. "
                 "Changing only hyperparameters of the same kind (lr, betas, momentum, weight decay, "
                 "clip_norm) keeps it.", stacklevel=_user_level())
         elif compiled is not None:

@@ -85,8 +85,14 @@ def _check(owner: str, name: str, value: Any, low: float, high: float | None = N
 
 
 def _check_lr(owner: str, value: Any) -> None:
-    if not isinstance(value, Schedule):
+    if isinstance(value, Schedule):
+        return
+    try:
         _check(owner, "lr", value, 0.0)
+    except SpecError:
+        raise SpecError(f"{owner}.lr must be a finite number >= 0 (or an xvae.schedules schedule, e.g. "
+                        f"xvae.schedules.CosineDecay(peak=1e-3, decay_steps=10000)). Received: lr={value!r:.100}"
+                        ) from None
 
 
 def _check_clip(owner: str, value: Any) -> None:

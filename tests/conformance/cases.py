@@ -27,6 +27,12 @@ OPTIMIZERS: dict[str, Any] = {
     "sgd-m0.9": xvae.optim.SGD(0.05, momentum=0.9),
     "sgd-nesterov": xvae.optim.SGD(0.05, momentum=0.9, nesterov=True),
     "adam": xvae.optim.Adam(1e-3),
+    # weight decay and global-norm clipping (0.3: below the norm of the test gradients, so it clips)
+    "sgd-m0.9-wd-clip": xvae.optim.SGD(0.05, momentum=0.9, weight_decay=0.01, clip_norm=0.3),
+    "adamw": xvae.optim.AdamW(1e-3, weight_decay=0.1),
+    # a per-step learning rate: warm-up, then cosine decay (the lr input changes every step)
+    "adamw-cosine-clip": xvae.optim.AdamW(xvae.schedules.CosineDecay(peak=1e-2, decay_steps=40, warmup_steps=5),
+                                          weight_decay=0.1, clip_norm=0.3),
 }
 
 # Tolerances (DESIGN §6). float32 has a unit roundoff of 6e-8; a dot product of length n

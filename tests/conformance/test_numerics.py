@@ -125,12 +125,18 @@ def test_vae_reconstruction_saturated(backend):
 @pytest.mark.parametrize("opt", OPTIMIZERS)
 @pytest.mark.parametrize("case", ["vae-h1-z20", "clf-h1-o10"])
 def test_optimizer_steps_from_identical_gradients(backend, case, opt):
-    """Three updates from the same gradient arrays: weights and state match the float64 equations."""
+    """Three updates from the same gradient arrays: weights and state match the float64 equations.
+
+    The rate is the spec's `lr_at(opt.step)` (apply_gradients without lr): a schedule's
+    position follows each backend's own step counter.
+    """
     spec, optimizer = SPECS[case], OPTIMIZERS[opt]
     rng = np.random.default_rng(6)
     ref, got = program("numpy", spec, optimizer), program(backend, spec, optimizer)
     for _ in range(3):
         grads = {k: rng.normal(0, 1e-2, s).astype(np.float32) for k, s in weight_shapes(spec).items()}
+        if optimizer.clip_norm is not None:  # the case must exercise the clipping
+            assert np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())) > optimizer.clip_norm
         ref.apply_gradients(grads)
         got.apply_gradients(grads)
     (rw, rs), (gw, gs) = ref.get_state(), got.get_state()
@@ -143,13 +149,13 @@ def test_optimizer_steps_from_identical_gradients(backend, case, opt):
 
 def _trajectory(name, spec, optimizer, batches, fused=0):
     prog = program(name, spec, optimizer)
-    batches = [{**b, "lr": np.float32(optimizer.lr)} for b in batches]
+    lrs = optimizer.lr_at(np.arange(len(batches))).astype(np.float32)  # the core's per-step rates
+    batches = [{**b, "lr": lr} for b, lr in zip(batches, lrs)]
     if fused:
         losses = []
         for lo in range(0, len(batches), fused):
             group = batches[lo:lo + fused]
-            stacked = {k: np.stack([b[k] for b in group]) for k in group[0] if k not in ("beta", "lr")}
-            stacked["lr"] = np.float32(optimizer.lr)  # a scalar shared by the K steps
+            stacked = {k: np.stack([b[k] for b in group]) for k in group[0] if k != "beta"}  # lr: (K,)
             if "beta" in group[0]:
                 stacked["beta"] = np.float32(1.0)
             losses.extend(np.asarray(prog.to_numpy(prog.train_steps(stacked))["loss"]).tolist())
@@ -157,7 +163,7 @@ def _trajectory(name, spec, optimizer, batches, fused=0):
     return np.array([float(prog.to_numpy(prog.train_step(b))["loss"]) for b in batches]), prog
 
 
-@pytest.mark.parametrize("opt", ["sgd-m0.9", "adam"])
+@pytest.mark.parametrize("opt", ["sgd-m0.9", "adam", "adamw-cosine-clip"])
 @pytest.mark.parametrize("case", ["vae-h1-z20", "clf-h2-o1", "clf-h1-o10"])
 def test_50_step_trajectory(backend, case, opt):
     spec, optimizer = SPECS[case], OPTIMIZERS[opt]
@@ -169,10 +175,12 @@ def test_50_step_trajectory(backend, case, opt):
     assert worst <= TRAJ_RTOL, f"{backend} {case} {opt}: max relative loss difference {worst:.2e}"
 
 
+@pytest.mark.parametrize("opt", ["adam", "adamw-cosine-clip"])
 @pytest.mark.parametrize("case", ["vae-h1-z20", "clf-h1-o10"])
-def test_fused_steps_equal_single_steps(backend, case):
-    """train_steps(K) gives the numbers of K train_step calls (DESIGN §1: fusion changes nothing)."""
-    spec, optimizer = SPECS[case], OPTIMIZERS["adam"]
+def test_fused_steps_equal_single_steps(backend, case, opt):
+    """train_steps(K) gives the numbers of K train_step calls (DESIGN §1: fusion changes nothing),
+    with a per-step learning rate of shape (K,) too."""
+    spec, optimizer = SPECS[case], OPTIMIZERS[opt]
     rng = np.random.default_rng(8)
     batches = [batch(spec, rng) for _ in range(20)]
     single, p1 = _trajectory(backend, spec, optimizer, batches)
