@@ -64,9 +64,10 @@ def schedule_values(schedule: Any, field: str, first_step: int, steps: int) -> N
     bad = np.flatnonzero(~np.isfinite(single) | ~(values >= 0))
     if bad.size:
         i = int(bad[0])
-        raise ConfigError(f"{field} is {values[i]!r} at step {first_step + i} ({schedule!r:.200}); it must be "
-                          f"a finite number >= 0 (in float32) at every step this fit takes "
-                          f"({first_step} to {first_step + steps - 1}). Nothing was trained.")
+        raise ConfigError(f"{field} is {float(values[i])} at step {first_step + i} ({schedule!r:.200}); it must "
+                          f"be a finite number >= 0 (in float32) at every step of the coming training "
+                          f"(steps {first_step} to {first_step + steps - 1}). No step ran with it: fix the "
+                          "schedule, or train fewer epochs.")
     return single
 
 @dataclass

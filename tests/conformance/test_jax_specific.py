@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -61,6 +62,44 @@ def test_one_compile_per_shape_over_a_padded_epoch():
     vae.fit(x, epochs=2, batch_size=16, progress=False, steps_per_call=2)
     sizes = _cache_sizes(vae._program)
     assert sizes["train"] == 1 and sizes["train_k"] == 1, sizes
+
+
+def test_learning_rates_never_recompile():
+    """A schedule (a new rate every step), a new constant rate, fused or single steps: one
+    compilation per step function, and the program (with its optimizer state) is kept."""
+    spec = _fresh_spec(13)
+    x = np.random.default_rng(0).random((70, 13), dtype=np.float32)
+    vae = xvae.VAE(spec, backend="jax", seed=0)
+    sched = xvae.optim.AdamW(xvae.schedules.CosineDecay(peak=1e-2, decay_steps=20, warmup_steps=3), clip_norm=1.0)
+    vae.fit(x, epochs=2, batch_size=16, progress=False, optimizer=sched, beta=xvae.schedules.LinearWarmup(1.0, 7))
+    prog = vae._program
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=dataclasses.replace(sched, lr=3e-4),
+            steps_per_call=2)
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call=2)
+    assert vae._program is prog
+    sizes = _cache_sizes(prog)
+    assert sizes["train"] == 1 and sizes["train_k"] == 1, sizes
+    assert int(vae.get_optimizer_state()["opt.step"]) == vae.step == 20
+
+
+@pytest.mark.parametrize("name", ["linear_warmup", "cosine_decay", "exponential_decay", "exponential_staircase"])
+def test_schedules_are_optaxs(name):
+    """xvae.schedules follow optax's definitions: the float64 references against optax's float32."""
+    steps = np.arange(0, 400)
+    S = xvae.schedules
+    ours, theirs = {
+        "linear_warmup": (S.LinearWarmup(peak=1e-3, warmup_steps=50, init=1e-5),
+                          optax.linear_schedule(1e-5, 1e-3, 50)),
+        "cosine_decay": (S.CosineDecay(peak=1e-3, decay_steps=300, warmup_steps=30, init=1e-5, final=1e-6),
+                         optax.warmup_cosine_decay_schedule(1e-5, 1e-3, 30, 300, 1e-6)),
+        "exponential_decay": (S.ExponentialDecay(1e-2, rate=0.5, decay_steps=100),
+                              optax.exponential_decay(1e-2, 100, 0.5)),
+        "exponential_staircase": (S.ExponentialDecay(1e-2, rate=0.5, decay_steps=100, staircase=True),
+                                  optax.exponential_decay(1e-2, 100, 0.5, staircase=True)),
+    }[name]
+    want = np.array([float(theirs(int(t))) for t in steps])
+    # optax computes in float32: a few ulps of the schedule's scale (max), relative near zero
+    np.testing.assert_allclose(ours(steps), want, rtol=1e-5, atol=1e-6 * want.max())
 
 
 def test_beta_scalar_or_per_step_one_compile():

@@ -114,6 +114,24 @@ def test_one_trace_per_shape_over_a_padded_epoch():
     assert prog._train.experimental_get_tracing_count() == 1  # the padded tail, same shape
 
 
+def test_learning_rates_never_retrace():
+    """A schedule (a new rate every step), a new constant rate and a callback's change all
+    reach the step as its "lr" tensor input: one trace per step function, the same program."""
+    spec = SPECS["vae-h1-z20"]
+    x = np.random.default_rng(0).random((70, 32), dtype=np.float32)
+    vae = xvae.VAE(spec, backend="tf", seed=0)
+    sched = xvae.optim.Adam(xvae.schedules.CosineDecay(peak=1e-2, decay_steps=20, warmup_steps=3))
+    vae.fit(x, epochs=2, batch_size=16, progress=False, optimizer=sched,
+            beta=xvae.schedules.LinearWarmup(1.0, 7))
+    prog = vae._program
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=xvae.optim.Adam(3e-4), steps_per_call=2)
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call=2)
+    assert vae._program is prog
+    assert prog._train.experimental_get_tracing_count() == 1
+    assert prog._train_many.experimental_get_tracing_count() == 1
+    assert int(vae.get_optimizer_state()["opt.step"]) == vae.step == 20
+
+
 def test_fused_beta_scalar_or_per_step():
     spec = SPECS["vae-h1-z20"]
     rng = np.random.default_rng(1)

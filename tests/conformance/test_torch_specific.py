@@ -312,3 +312,19 @@ def test_torch_compile_path_matches_eager_and_compiles_once():
         losses.append(got)
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
     assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_learning_rates_reach_torch_optim_without_a_rebuild():
+    """The rate is set on the param groups per step: the torch.optim object and its state stay."""
+    spec = SPECS["clf-h1-o10"]
+    x = np.random.default_rng(0).random((70, 32), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, 70)
+    clf = xvae.Classifier(spec, backend="torch", seed=0)
+    sched = xvae.schedules.PiecewiseConstant(boundaries=[3], values=[1e-2, 1e-3])
+    clf.fit(x, y, epochs=1, batch_size=16, progress=False, optimizer=xvae.optim.AdamW(sched))
+    opt = clf._program.opt.torch
+    assert [g["lr"] for g in opt.param_groups] == [float(np.float32(1e-3))]  # step 4's rate
+    clf.fit(x, y, epochs=1, batch_size=16, progress=False, optimizer=xvae.optim.AdamW(5e-4))
+    assert clf._program.opt.torch is opt and opt.param_groups[0]["lr"] == float(np.float32(5e-4))
+    assert all(float(s["step"]) == 10.0 for s in opt.state.values())
+
