@@ -13,6 +13,7 @@ from xvae import callbacks as callbacks
 from xvae import datasets as datasets
 from xvae import losses as losses
 from xvae import optim as optim
+from xvae import schedules as schedules
 from xvae._errors import BackendNotFoundError as BackendNotFoundError
 from xvae._errors import BackendUnavailableError as BackendUnavailableError
 from xvae._errors import CheckpointError as CheckpointError
@@ -41,6 +42,7 @@ __all__ = [
     "datasets",
     "losses",
     "optim",
+    "schedules",
     "BackendInfo",
     "hookimpl",
     "XVAEError",

@@ -309,7 +309,9 @@ class AdamW(Adam):
 
     Args:
         lr: learning rate, >= 0, or an `xvae.schedules.Schedule` of the step.
-        b1, b2, eps: as in `Adam`.
+        b1: as in `Adam`.
+        b2: as in `Adam`.
+        eps: as in `Adam`.
         weight_decay: decoupled decay factor, >= 0 (PyTorch's default 0.01; optax's is 1e-4).
         clip_norm: clip the gradients to this global norm first (None: no clipping).
 
