@@ -90,7 +90,7 @@ class XvaeRunner:
 
         draw_s = _median_time(draw, 3)
         data = draw()
-        host = [b for b, _ in _training.batches(data, p.batch, self.k, 1.0)]
+        host = [b for b, _ in _training.batches(data, p.batch, self.k, 1.0, lr=self.model.learning_rate or 1e-3)]
         calls = max(1, steps // self.k)
         fused = self.k > 1
 

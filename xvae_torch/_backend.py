@@ -242,7 +242,9 @@ class TorchProgram(Program):
         check_batch(batch, self.kind, train=train)
         out = {}
         for name, value in batch.items():
-            if name == "lr":  # a host number: torch.optim takes the rate as a Python float
+            if name == "lr":  # stays on the host: torch.optim takes the rate as a Python float
+                if train:
+                    out[name] = np.asarray(value, _F32)
                 continue
             if name in RepeatCache.KEYS:  # the same mask and beta every step: converted once
                 out[name] = self._repeats.get(name, np.asarray(value, _F32))
@@ -265,8 +267,10 @@ class TorchProgram(Program):
 
     def train_step(self, batch: Batch) -> Metrics:
         opt = self._require_optimizer()
-        tensors = self._batch(batch, train=True)
-        lr = float(np.asarray(batch["lr"], np.float32))  # the float32 rate, as every backend uses
+        converted = self._batch(batch, train=True)
+        lr = float(converted["lr"])  # the float32 rate, as every backend uses
+        # the rate never enters the (possibly torch.compile'd) loss: a new value is no new graph
+        tensors = {k: v for k, v in converted.items() if k != "lr"}
         with tf32(self.allow_tf32):
             return self._step(opt, tensors, lr)
 
@@ -276,9 +280,9 @@ class TorchProgram(Program):
         k = int(stacked["x"].shape[0])
         if k == 0:
             raise ConfigError("train_steps() needs at least one step: the leading K axis of the batch is 0.")
-        lrs = np.broadcast_to(np.asarray(batches["lr"], np.float32), (k,)).tolist()
+        lrs = np.broadcast_to(stacked["lr"], (k,)).tolist()
         beta = stacked.get("beta")
-        per_step = [n for n in stacked if not (n == "beta" and beta is not None and beta.ndim == 0)]
+        per_step = [n for n in stacked if n != "lr" and not (n == "beta" and beta is not None and beta.ndim == 0)]
         steps = []
         with tf32(self.allow_tf32):
             for i in range(k):
