@@ -70,6 +70,7 @@ def schedule_values(schedule: Any, field: str, first_step: int, steps: int) -> N
                           "schedule, or train fewer epochs.")
     return single
 
+
 @dataclass
 class EpochData:
     """One epoch's arrays, already permuted, binarized and with noise drawn."""
@@ -277,7 +278,7 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
         raise ConfigError(f"With resume=True, epochs is the total ({model.epoch} already done). "
                           f"Received: epochs={epochs}; pass epochs > {model.epoch} to train more.")
     per_epoch = steps_per_epoch(len(x), bs)
-    # Every schedule at every step this fit takes, before anything changes (item: no lost work).
+    # Every schedule at every step this fit takes, checked before the model changes at all.
     optimizer = model._resolve_optimizer(optimizer)
     _check_schedules(optimizer, beta, model.step, (last_epoch - first_epoch) * per_epoch)
     model._prepare_training(optimizer)

@@ -113,6 +113,7 @@ class Model:
         compiled = self._compiled_optimizer
         self.optimizer = optimizer
         if compiled is not None and optimizer.without_lr() == compiled.without_lr():
+            self._compiled_optimizer = optimizer  # the same program: the rate is a step input
             return
         weights, state = self._program.get_state()
         carried = None

@@ -50,3 +50,19 @@ def test_performance_tables_match_the_committed_results():
                   performance.scaling_table(performance.load("scaling-cpu"))):
         assert table in page, f"docs/performance.md is out of date; the script now gives:\n{table}"
     assert (ROOT / "docs" / "img" / "scaling.png").stat().st_size > 10_000
+
+
+def test_schedules_table_matches_the_committed_results():
+    """docs/parity.md quotes benchmarks/results/mnist-schedules-cpu.json through
+    examples/mnist_schedules.py's own table()."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("mnist_schedules", ROOT / "examples" / "mnist_schedules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = json.loads((ROOT / "benchmarks" / "results" / "mnist-schedules-cpu.json").read_text())
+    assert {r["backend"] for r in results} == {"jax", "tf", "torch"} and all(r["epochs"] == 20 for r in results)
+    table = module.table(results)
+    page = (ROOT / "docs" / "parity.md").read_text()
+    assert table in page, f"docs/parity.md is out of date; the results now give:\n{table}"
+
