@@ -155,6 +155,7 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
     if target.exists() and not _is_checkpoint_dir(target) and not (target.is_dir() and not any(target.iterdir())):
         raise CheckpointError(f"{target} exists and is not an xvae checkpoint; refusing to overwrite it. "
                               "Choose another path or delete it first.", path=str(target))
+    optimizer = _optimizer_json(model.optimizer, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     weights, opt_state = model._program.get_state()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -175,7 +176,7 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
             "xvae_version": __version__,
             "kind": model.kind,
             "spec": model.spec.to_dict(),
-            "optimizer": model.optimizer.to_dict() if model.optimizer else None,
+            "optimizer": optimizer,
             "step": int(model.step),
             "epoch": int(model.epoch),
             "rng": _plain(model.rng.bit_generator.state),
@@ -207,6 +208,22 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
         raise
     _clean_siblings(target)
     return target
+
+
+def _optimizer_json(optimizer: Any, target: Path) -> dict[str, Any] | None:
+    """The optimizer spec as JSON, refused before anything is written if `load` could not
+    rebuild it (e.g. a user-defined schedule, which `xvae.schedules.SCHEDULES` does not list)."""
+    if optimizer is None:
+        return None
+    try:
+        data = optimizer.to_dict()
+        if optimizer_from_dict(json.loads(json.dumps(data))) != optimizer:
+            raise SpecError(f"it reads back as {optimizer_from_dict(data)!r}")
+    except (SpecError, TypeError, ValueError) as err:
+        raise CheckpointError(f"Cannot save {target}: the optimizer {optimizer!r:.200} would not load back "
+                              f"({err}). Use the schedules of xvae.schedules (or register a custom one in "
+                              "xvae.schedules.SCHEDULES).", path=str(target)) from None
+    return data
 
 
 def _rename_in(tmp: Path, target: Path, aside: Path) -> None:

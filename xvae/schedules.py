@@ -8,7 +8,12 @@ recompiles a step and every backend sees the same number (DESIGN §8).
 The step is the number of updates taken before the one the value is for: the first update
 of a fresh model uses ``schedule(0)``, as optax evaluates ``schedule(count)``. In `fit` the
 step is `Model.step`, which checkpoints store, so a resumed run continues the schedule
-exactly where it stopped.
+exactly where it stopped. (It is the model's step, not the optimizer's counter: a change of
+optimizer kind, which resets the optimizer's state, does not restart a warm-up.)
+
+A schedule of your own subclasses `Schedule` as a frozen dataclass with a `kind` and
+`evaluate`; to save it in checkpoints, add it to `SCHEDULES` (a model refuses to save an
+optimizer that would not load back).
 
 The shapes follow optax (`optax.linear_schedule`, `optax.warmup_cosine_decay_schedule`,
 `optax.exponential_decay`); tests/conformance/test_jax_specific.py checks them against optax.

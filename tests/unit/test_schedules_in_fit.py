@@ -152,3 +152,12 @@ def test_learning_rate_property():
     assert vae.learning_rate is None
     vae.fit(X, epochs=1, optimizer=xvae.optim.Adam(LinearWarmup(1e-3, 8)), **FIT)
     assert vae.learning_rate == pytest.approx(0.5e-3)
+
+
+def test_an_unregistered_schedule_is_refused_at_save_not_at_load(tmp_path):
+    vae = xvae.VAE(SPEC, backend="numpy", seed=0)
+    vae.fit(X, epochs=1, optimizer=xvae.optim.Adam(_NaNAt(10**9)), **FIT)  # finite for this fit
+    with pytest.raises(xvae.CheckpointError, match=r"would not load back"):
+        vae.save(tmp_path / "m.xvae")
+    assert not (tmp_path / "m.xvae").exists()
+
