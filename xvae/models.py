@@ -111,24 +111,24 @@ class Model:
         """
         optimizer = self._resolve_optimizer(optimizer)
         compiled = self._compiled_optimizer
-        self.optimizer = optimizer
         if compiled is not None and optimizer.without_lr() == compiled.without_lr():
-            self._compiled_optimizer = optimizer  # the same program: the rate is a step input
+            self.optimizer = self._compiled_optimizer = optimizer  # same program: the rate is an input
             return
         weights, state = self._program.get_state()
+        new_kind = compiled is not None and compiled.kind != optimizer.kind
         carried = None
-        if compiled is not None and compiled.kind != optimizer.kind:
-            warnings.warn(
-                f"The optimizer changed kind, from {compiled.kind} to {optimizer.kind}: its state (step "
-                f"count {int(state.get(STEP, 0))}, per-weight slots {', '.join(compiled.slots) or 'none'}) "
-                "starts fresh. "
-                "Changing only hyperparameters of the same kind (lr, betas, momentum, weight decay, "
-                "clip_norm) keeps it.", stacklevel=_user_level())
-        elif compiled is not None:
+        if compiled is not None and not new_kind:
             carried = {name: state.get(name, zero) for name, zero in optimizer.init_state(weights).items()}
-        self._program = self._compile(optimizer)
-        self._program.set_state(weights, carried)
-        self._compiled_optimizer = optimizer
+        program = self._compile(optimizer)  # may refuse the spec: the model is unchanged then
+        program.set_state(weights, carried)
+        self._program = program
+        self.optimizer = self._compiled_optimizer = optimizer
+        if new_kind:
+            warnings.warn(
+                f"The optimizer changed kind, from {compiled.kind} to {optimizer.kind}: its state (step "  # type: ignore[union-attr]
+                f"count {int(state.get(STEP, 0))}, per-weight slots {', '.join(compiled.slots) or 'none'}) "  # type: ignore[union-attr]
+                "starts fresh. Changing only hyperparameters of the same kind (lr, betas, momentum, "
+                "weight decay, clip_norm) keeps it.", stacklevel=_user_level())
 
     @property
     def learning_rate(self) -> float | None:
@@ -527,7 +527,7 @@ class Classifier(Model):
             resume: continue a loaded model: `epochs` is then the total to reach.
 
         Returns:
-            History with "loss" and "accuracy" (and "val_*") per epoch.
+            History with "loss", "accuracy" and "lr" (and "val_*") per epoch.
         """
         return self._fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
                          shuffle=shuffle, binarize=None, validation_data=validation_data,
