@@ -46,7 +46,6 @@ from xvae.backend import (
     check_batch,
 )
 from xvae.losses import LossSpec
-from xvae.naming import STEP
 from xvae.optim import OptimizerSpec
 from xvae_jax import _layers, _losses, _optim, _weights
 
@@ -246,7 +245,8 @@ class JaxProgram(Program):
         steps = self._trainable()
         tree = _weights.to_params(self.spec, grads, self.device, what="gradients")
         if lr is None:
-            lr = self.optimizer.lr_at(int(self.get_state()[1][STEP]))  # type: ignore[union-attr]
+            step = int(jax.device_get(steps.opt.export(self._opt_state)[0]))  # type: ignore[union-attr]
+            lr = self.optimizer.lr_at(step)  # type: ignore[union-attr]
         state = (self._params, self._opt_state)
         self._params, self._opt_state = steps.apply(state, tree, np.float32(lr))
 
