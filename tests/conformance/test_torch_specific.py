@@ -293,12 +293,13 @@ def test_steps_return_device_tensors_and_accept_both_beta_forms():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit internals inductor imports
 def test_torch_compile_path_matches_eager_and_compiles_once():
     """The CUDA default (torch.compile of the loss), forced on the CPU: the same numbers, and
-    one graph for single steps and fused steps alike (views and both beta forms)."""
+    one graph for single steps and fused steps alike (views and both beta forms), with a new
+    learning rate every step (the rate stays out of the compiled loss)."""
     from torch._dynamo.utils import counters
 
     spec, optimizer = SPECS["vae-h1-z20"], xvae.optim.Adam(1e-3)
     rng = np.random.default_rng(3)
-    bs = [batch(spec, rng) for _ in range(6)]
+    bs = [batch(spec, rng, lr=1e-3 * (i + 1)) for i in range(6)]
     stacked = {k: np.stack([b[k] for b in bs[2:]]) for k in bs[0] if k != "beta"}
     losses = []
     torch._dynamo.reset()
