@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
 from xvae._errors import SpecError
+from xvae._numbers import integer, real
 
 __all__ = [
     "ACTIVATIONS",
@@ -29,13 +30,15 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "leaky_relu
 
 
 def _positive_int(owner: str, name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """`value` (a Python or NumPy integer) as a Python int >= 1."""
+    number = integer(value)
+    if number is None or number < 1:
         raise SpecError(f"{owner}.{name} must be a positive integer. Received: {name}={value!r}")
-    return value
+    return number
 
 
 def _hidden(owner: str, value: Any) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if integer(value) is not None:
         value = (value,)
     try:
         widths = tuple(value)
@@ -44,12 +47,12 @@ def _hidden(owner: str, value: Any) -> tuple[int, ...]:
             f"{owner}.hidden must be a sequence of positive integers, e.g. (500,). "
             f"Received: hidden={value!r}"
         ) from None
-    for w in widths:
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            raise SpecError(
-                f"{owner}.hidden must contain positive integers only. Received: hidden={value!r}"
-            )
-    return widths
+    ints = tuple(integer(w) for w in widths)
+    if any(w is None or w < 1 for w in ints):
+        raise SpecError(
+            f"{owner}.hidden must contain positive integers only. Received: hidden={value!r}"
+        )
+    return ints  # type: ignore[return-value]
 
 
 def _activation(owner: str, value: Any) -> str:
@@ -110,8 +113,8 @@ class EncoderSpec(_Spec):
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        _positive_int("EncoderSpec", "input_dim", self.input_dim)
-        _positive_int("EncoderSpec", "latents", self.latents)
+        object.__setattr__(self, "input_dim", _positive_int("EncoderSpec", "input_dim", self.input_dim))
+        object.__setattr__(self, "latents", _positive_int("EncoderSpec", "latents", self.latents))
         object.__setattr__(self, "hidden", _hidden("EncoderSpec", self.hidden))
         _activation("EncoderSpec", self.activation)
 
@@ -137,8 +140,8 @@ class DecoderSpec(_Spec):
     likelihood: str = "bernoulli"
 
     def __post_init__(self) -> None:
-        _positive_int("DecoderSpec", "latents", self.latents)
-        _positive_int("DecoderSpec", "output_dim", self.output_dim)
+        object.__setattr__(self, "latents", _positive_int("DecoderSpec", "latents", self.latents))
+        object.__setattr__(self, "output_dim", _positive_int("DecoderSpec", "output_dim", self.output_dim))
         object.__setattr__(self, "hidden", _hidden("DecoderSpec", self.hidden))
         _activation("DecoderSpec", self.activation)
         if self.likelihood != "bernoulli":
@@ -224,12 +227,12 @@ class VAESpec(_Spec):
                 "VAESpec.decoder.output_dim must equal VAESpec.encoder.input_dim (it reconstructs "
                 f"x). Received: input_dim={encoder.input_dim}, output_dim={decoder.output_dim}"
             )
-        if (isinstance(beta, bool) or not isinstance(beta, (int, float))
-                or not 0 <= beta < float("inf")):
+        number = real(beta)
+        if number is None or not 0 <= number < float("inf"):
             raise SpecError(f"VAESpec.beta must be a finite number >= 0. Received: beta={beta!r}")
         object.__setattr__(self, "encoder", encoder)
         object.__setattr__(self, "decoder", decoder)
-        object.__setattr__(self, "beta", float(beta))
+        object.__setattr__(self, "beta", number)
 
     @property
     def input_dim(self) -> int:
@@ -267,9 +270,9 @@ class ClassifierSpec(_Spec):
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        _positive_int("ClassifierSpec", "input_dim", self.input_dim)
+        object.__setattr__(self, "input_dim", _positive_int("ClassifierSpec", "input_dim", self.input_dim))
         object.__setattr__(self, "hidden", _hidden("ClassifierSpec", self.hidden))
-        _positive_int("ClassifierSpec", "outputs", self.outputs)
+        object.__setattr__(self, "outputs", _positive_int("ClassifierSpec", "outputs", self.outputs))
         _activation("ClassifierSpec", self.activation)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xvae._errors import ConfigError, DataError
+from xvae._numbers import integer
 
 __all__ = ["batch_size", "callbacks", "choice", "features", "flag", "labels", "positive_int", "seed"]
 
@@ -99,9 +100,10 @@ def labels(y: Any, n: int, outputs: int, name: str = "y") -> NDArray[Any]:
 
 def positive_int(value: Any, name: str) -> int:
     """`value` as an int >= 1 (Python or NumPy integer; never a bool or float)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    number = integer(value)
+    if number is None or number < 1:
         raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r:.200}")
-    return int(value)
+    return number
 
 
 def batch_size(value: Any, n: int) -> int:
@@ -143,6 +145,7 @@ def seed(value: Any, name: str = "seed") -> int | None:
     """None or an integer >= 0, as numpy.random.default_rng accepts."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    number = integer(value)
+    if number is None or number < 0:
         raise ConfigError(f"{name} must be None or an integer >= 0. Received: {name}={value!r:.200}")
-    return int(value)
+    return number

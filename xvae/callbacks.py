@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from xvae._errors import ConfigError, TrainingDivergedError
+from xvae._numbers import integer, real
 
 __all__ = ["CSVLogger", "Callback", "EarlyStopping", "JSONLogger", "LambdaCallback", "ModelCheckpoint"]
 
@@ -35,9 +36,10 @@ Logs = dict[str, float]
 
 
 def _count(owner: str, name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+    number = integer(value)
+    if number is None or number < low:
         raise ConfigError(f"{owner}.{name} must be an integer >= {low}. Received: {name}={value!r:.100}")
-    return int(value)
+    return number
 
 
 class Callback:
@@ -61,9 +63,10 @@ class _Monitor:
             raise ConfigError(f"{owner}.monitor must be a metric name such as 'val_loss'. Received: {monitor!r:.100}")
         if mode not in ("min", "max", "auto"):
             raise ConfigError(f"{owner}.mode must be 'min', 'max' or 'auto'. Received: mode={mode!r:.100}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
+        delta = real(min_delta)
+        if delta is None or not 0 <= delta < math.inf:
             raise ConfigError(f"{owner}.min_delta must be a finite number >= 0. Received: min_delta={min_delta!r:.100}")
-        self.owner, self.monitor, self.min_delta = owner, monitor, float(min_delta)
+        self.owner, self.monitor, self.min_delta = owner, monitor, delta
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
         self.best: float | None = None
         self.best_epoch = 0

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from xvae import _training, _validate
 from xvae import backends as _backends
 from xvae._errors import ConfigError, SpecError, XVAEError
+from xvae._numbers import real
 from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 from xvae.backend import CompileOptions
 from xvae.history import History
@@ -322,11 +323,12 @@ class VAE(Model):
         if isinstance(beta, Schedule):  # per step: a function of the model's step
             return _training.schedule_values(beta, "beta", first_step, steps)
         value = self.spec.beta if beta is None else (beta(epoch) if callable(beta) else beta)  # type: ignore[union-attr]
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value >= 0:
+        number = real(value)
+        if number is None or not number >= 0:
             raise ConfigError(f"beta must be a number >= 0, a function of the epoch returning one, or an "
                               f"xvae.schedules schedule of the step. Received: beta={value!r:.100}"
                               + (f" (at epoch {epoch})" if callable(beta) else ""))
-        return np.full(steps, value, np.float32)
+        return np.full(steps, number, np.float32)
 
     def _check_xy(self, x: Any, y: Any, name: str = "x") -> tuple[NDArray[np.float32], None]:
         if y is not None:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
 
 from xvae._errors import ConfigError, SpecError
+from xvae._numbers import integer, real
 from xvae.naming import STEP, slot_name
 from xvae.schedules import Schedule, schedule_from_dict
 
@@ -73,15 +74,26 @@ def clip_by_global_norm_reference(grads: Mapping[str, NDArray[Any]], clip_norm: 
 
 
 def _check(owner: str, name: str, value: Any, low: float, high: float | None = None) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    try:
-        ok = ok and math.isfinite(float(value)) and low <= value and (high is None or value < high)
-    except OverflowError:  # an int beyond float64
-        ok = False
-    if not ok:
+    """A finite real (Python or NumPy) in [low, high), as a Python float."""
+    number = real(value)
+    if number is None or not (math.isfinite(number) and low <= number and (high is None or number < high)):
         bound = f"in [{low}, {high})" if high is not None else f">= {low}"
         raise SpecError(f"{owner}.{name} must be a finite number {bound}. Received: {name}={value!r}")
-    return float(value)
+    return number
+
+
+def _plain_numbers(spec: Any) -> None:
+    """Store a validated spec's NumPy scalars as Python numbers (JSON-ready, == the Python-built spec)."""
+    for field in fields(spec):
+        value = getattr(spec, field.name)
+        if isinstance(value, np.generic):
+            if isinstance(value, np.bool_):
+                plain: Any = bool(value)
+            elif field.type in ("float", float):
+                plain = real(value)
+            else:
+                plain = integer(value) if integer(value) is not None else real(value)
+            object.__setattr__(spec, field.name, plain)
 
 
 def _check_lr(owner: str, value: Any) -> None:
@@ -97,8 +109,8 @@ def _check_lr(owner: str, value: Any) -> None:
 
 def _check_clip(owner: str, value: Any) -> None:
     if value is not None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not (ok and math.isfinite(float(value)) and value > 0):
+        number = real(value)
+        if number is None or not (math.isfinite(number) and number > 0):
             raise SpecError(f"{owner}.clip_norm must be a finite number > 0, or None for no clipping. "
                             f"Received: clip_norm={value!r:.100}")
 
@@ -116,6 +128,18 @@ class OptimizerSpec:
     slots: ClassVar[tuple[str, ...]]
     lr: float | Schedule
     clip_norm: float | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Each spec's own __post_init__ checks its numbers (`_check` accepts NumPy scalars);
+        # afterwards they are stored as Python numbers, so every spec holds plain values.
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is not None:
+            def __post_init__(self: Any) -> None:
+                own(self)
+                _plain_numbers(self)
+
+            cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data with its "kind"; `optimizer_from_dict` rebuilds it."""

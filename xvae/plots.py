@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from xvae._errors import ConfigError, DataError
+from xvae._numbers import integer
 from xvae.history import History
 
 __all__ = ["image_grid", "latent_scatter", "loss_curves", "manifold", "reconstructions", "save_all"]
@@ -114,8 +115,9 @@ def image_grid(images: Any, path: PathLike | None = None, *, cols: int | None = 
         raise DataError(f"image_grid needs images of shape (n, d) with n >= 1. Received shape {images.shape}.")
     h, w = _image_shape(images.shape[1], image_shape)
     n = len(images)
-    if cols is not None and (isinstance(cols, bool) or not isinstance(cols, int) or cols < 1):
+    if cols is not None and (integer(cols) is None or cols < 1):
         raise ConfigError(f"cols must be a positive integer. Received: cols={cols!r}")
+    cols = None if cols is None else integer(cols)
     cols = min(cols or math.ceil(math.sqrt(n)), n)
     rows = math.ceil(n / cols)
     canvas = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1), np.float32)  # 1-pixel white gutters
@@ -173,8 +175,9 @@ def manifold(model: Any, path: PathLike | None = None, *, n: int = 12, span: flo
     _model_kind(model, "vae", "manifold")
     if model.spec.latents != 2:
         raise ConfigError(f"manifold needs a VAE with latents=2; this one has {model.spec.latents}.")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+    if integer(n) is None or n < 2:
         raise ConfigError(f"manifold needs n >= 2 grid points per axis. Received: n={n!r}")
+    n = integer(n)
     axis = np.linspace(-span, span, n, dtype=np.float32)
     z = np.array([[a, b] for b in axis[::-1] for a in axis], np.float32)
     return image_grid(model.decode(z), path, cols=n, image_shape=image_shape, title="decoded latent grid")

@@ -1,0 +1,44 @@
+"""What counts as a number: Python and NumPy reals alike, returned as Python int / float.
+
+NumPy scalars turn up everywhere in real code (`y.max() + 1`, `np.float32(1e-3)`,
+`x.shape[1]` of a loaded array), so every validator that takes a number asks here.
+Booleans are never numbers (`True` is an int in Python, but `lr=True` is a mistake), and
+what is returned is a plain Python number, so specs hold and JSON writes plain values.
+
+Examples:
+    >>> real(np.float32(1e-3)), integer(np.int64(3)), real(True), integer(2.0)
+    (0.001, 3, None, None)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["integer", "real"]
+
+
+def integer(value: Any) -> int | None:
+    """`value` as a Python int if it is a Python or NumPy integer (not a bool); else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return None
+    return int(value)
+
+
+def real(value: Any) -> float | None:
+    """`value` as a Python float if it is a real Python or NumPy number (not a bool); else None.
+
+    A float32 or float16 becomes the shortest decimal that rounds back to it, so
+    `np.float32(1e-3)` gives 0.001 (what was meant), not 0.0010000000474974513.
+    Integers beyond float64's range give None, as do complex numbers, strings and arrays.
+    NaN and infinities are returned as they are: range checks are the caller's.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    if isinstance(value, (np.float32, np.float16)):
+        return float(str(value))
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float64
+        return None
