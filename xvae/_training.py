@@ -20,6 +20,7 @@ first one runs, so a bad one fails before any work (or checkpoint) is done.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass
@@ -278,12 +279,60 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
         raise ConfigError(f"With resume=True, epochs is the total ({model.epoch} already done). "
                           f"Received: epochs={epochs}; pass epochs > {model.epoch} to train more.")
     per_epoch = steps_per_epoch(len(x), bs)
-    # Every schedule at every step this fit takes, checked before the model changes at all.
+    # Every schedule at every step this fit takes, checked before the model changes at all
+    # (and before ModelState: bad arguments never touch the backend).
     optimizer = model._resolve_optimizer(optimizer)
     _check_schedules(optimizer, beta, model.step, (last_epoch - first_epoch) * per_epoch)
+    saved = ModelState(model)
+    try:
+        return _train(model, x, y, val, epochs=epochs, bs=bs, k=k, optimizer=optimizer, seed=seed,
+                      shuffle=shuffle, binarize=binarize, progress=progress, beta=beta,
+                      callbacks=callbacks, resume=resume)
+    except BaseException as err:  # divergence, a callback's error, KeyboardInterrupt: never half-updated
+        saved.restore(model)
+        err.add_note(f"xvae rolled the model back to its state before this fit call (epoch {saved.epoch}, "
+                     f"step {saved.step}: weights, optimizer state, generator and counters); "
+                     "it can be trained or evaluated again as it was.")
+        raise
+
+
+class ModelState:
+    """A model's training state before a fit call, to put back if the call fails.
+
+    One `get_state()` per fit call (host copies of weights and optimizer state), nothing per
+    step. The program object is kept too: `_prepare_training` may compile a new one for a
+    new optimizer, and the old one is what the saved optimizer state belongs to.
+    """
+
+    def __init__(self, model: "Model") -> None:
+        self.attributes = {name: getattr(model, name) for name in ("optimizer", "_compiled_optimizer")}
+        self.program = model._program
+        self.weights, self.opt_state = model._program.get_state()
+        self.rng = model.rng
+        self.rng_state = copy.deepcopy(model.rng.bit_generator.state)
+        self.step, self.epoch = model.step, model.epoch
+
+    def restore(self, model: "Model") -> None:
+        self.program.set_state(self.weights, self.opt_state or None)
+        model._program = self.program
+        for name, value in self.attributes.items():
+            setattr(model, name, value)
+        self.rng.bit_generator.state = self.rng_state
+        model.rng = self.rng
+        model.step, model.epoch = self.step, self.epoch
+        model.stop_training = False
+
+
+def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: Any, *, epochs: int, bs: int,
+           k: int, optimizer: Any, seed: int | None, shuffle: bool, binarize: str | None, progress: bool,
+           beta: Any, callbacks: list[Any], resume: bool) -> History:
+    """fit after validation: compiles, trains and calls the callbacks; may leave the model half-updated."""
     model._prepare_training(optimizer)
     if seed is not None:
         model.rng = np.random.default_rng(seed)
+    first_epoch = model.epoch
+    last_epoch = epochs if resume else model.epoch + epochs
+    per_epoch = steps_per_epoch(len(x), bs)
     history = History(params={"epochs": last_epoch, "initial_epoch": first_epoch,
                               "batch_size": bs, "steps": steps_per_epoch(len(x), bs),
                               "backend": model.backend})

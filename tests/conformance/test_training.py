@@ -179,3 +179,19 @@ def test_evaluate_is_the_negative_elbo_whatever_beta(backend):
     ref.fit(X, epochs=2, batch_size=16, progress=False)
     assert ev["loss"] == pytest.approx(ref.evaluate(X[:30])["loss"], rel=TRAJ_RTOL)
 
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_divergence_rolls_back_bit_exactly(backend):
+    """A diverged fit puts back weights and optimizer state exactly (float32 host copies), and trains on."""
+    vae = xvae.VAE(SPECS["vae-h1-z20"], backend=backend, seed=3)
+    vae.fit(X, epochs=1, batch_size=16, progress=False)
+    weights, opt = vae.get_weights(), vae.get_optimizer_state()
+    with pytest.raises(xvae.TrainingDivergedError, match="diverged"):
+        vae.fit(X, epochs=2, batch_size=16, optimizer=xvae.optim.SGD(1e8), progress=False)
+    for want, got in ((weights, vae.get_weights()), (opt, vae.get_optimizer_state())):
+        assert want.keys() == got.keys()
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert (vae.epoch, vae.step, vae.optimizer) == (1, 5, xvae.optim.Adam(1e-3))
+    hist = vae.fit(X, epochs=1, batch_size=16, progress=False)
+    assert np.isfinite(hist.history["loss"]).all() and np.isfinite(vae.evaluate(X)["loss"])
