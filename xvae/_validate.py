@@ -37,12 +37,37 @@ def _numeric(x: Any, name: str, shape: str) -> NDArray[Any]:
     return arr
 
 
-def features(x: Any, width: int, name: str = "x") -> NDArray[np.float32]:
+#: The values each decoder likelihood can score, by `DecoderSpec.likelihood`: (low, high)
+#: inclusive and what it models. A likelihood without an entry takes any finite value.
+LIKELIHOOD_RANGES: dict[str, tuple[float, float, str]] = {
+    "bernoulli": (0.0, 1.0, "a Bernoulli decoder models values in [0, 1] (intensities or probabilities)"),
+}
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _rescale_hint(name: str, lo: float, hi: float, low: float, high: float) -> str:
+    """How to bring data found in [lo, hi] into [low, high] = [0, 1] (other targets: rescale)."""
+    if (low, high) != (0.0, 1.0):
+        return f"Rescale {name} into [{low:g}, {high:g}]."
+    if lo >= 0 and hi <= 255:
+        return (f"Raw pixel values? Divide by their maximum, e.g. {name} / 255 for 8-bit images "
+                "(xvae.datasets.load scales to [0, 1] by default).")
+    if lo >= -1 and hi <= 1:
+        return f"Data in [-1, 1]? Use ({name} + 1) / 2."
+    return f"Rescale it, e.g. ({name} - {name}.min()) / ({name}.max() - {name}.min())."
+
+
+def features(x: Any, width: int, name: str = "x", *, likelihood: str | None = None) -> NDArray[np.float32]:
     """A finite float32 array of shape (n, width), n >= 1; a view when x already is one.
 
+    With `likelihood`, the values must also lie in that likelihood's range
+    (`LIKELIHOOD_RANGES`). One min and one max pass answer both the finiteness and the
+    range question (NaN propagates through both, an infinity shows up as one of them).
+
     Raises:
-        DataError: not numeric, complex, rank != 2, wrong width, empty, NaN/Inf, or values
-            beyond float32's range.
+        DataError: not numeric, complex, rank != 2, wrong width, empty, NaN/Inf, values
+            beyond float32's range, or values outside the likelihood's range.
     """
     arr = _numeric(x, name, f"(n, {width})")
     if arr.ndim != 2:
@@ -56,16 +81,20 @@ def features(x: Any, width: int, name: str = "x") -> NDArray[np.float32]:
         raise DataError(f"{name} must have {width} columns ({of}). Received shape {arr.shape}.")
     if arr.shape[0] == 0:
         raise DataError(f"{name} is empty (shape {arr.shape}): pass at least one example.")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+    lo, hi = float(arr.min()), float(arr.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         bad = int(np.count_nonzero(~np.isfinite(arr)))
         raise DataError(f"{name} contains {bad} NaN or infinite value(s): clean or impute them first "
                         f"(e.g. {name}[~np.isfinite({name})] = 0).")
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(out).all():
+    if max(-lo, hi) > _FLOAT32_MAX:
         raise DataError(f"{name} holds values beyond float32's range (|value| > 3.4e38), the precision "
                         "every backend computes in. Rescale it, e.g. to [0, 1].")
-    return out
+    rule = LIKELIHOOD_RANGES.get(likelihood) if likelihood is not None else None
+    if rule is not None and not (rule[0] <= lo and hi <= rule[1]):
+        low, high, what = rule
+        raise DataError(f"{name} must hold values in [{low:g}, {high:g}]: {what}. Received values in "
+                        f"[{lo:.6g}, {hi:.6g}] (dtype {arr.dtype}). {_rescale_hint(name, lo, hi, low, high)}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def labels(y: Any, n: int, outputs: int, name: str = "y") -> NDArray[Any]:

@@ -334,7 +334,12 @@ class VAE(Model):
         if y is not None:
             where = "drop the y argument" if name == "x" else "pass validation_data=x_val, not (x_val, y_val)"
             raise ConfigError(f"A VAE trains and validates on x alone: {where} (labels are unused).")
-        return _validate.features(x, self.spec.input_dim, name), None  # type: ignore[union-attr]
+        return self._inputs(x, name), None
+
+    def _inputs(self, x: Any, name: str = "x") -> NDArray[np.float32]:
+        """x checked for shape, finiteness and the decoder likelihood's range (fit, evaluate)."""
+        return _validate.features(x, self.spec.input_dim, name,  # type: ignore[union-attr]
+                                  likelihood=self.spec.decoder.likelihood)  # type: ignore[union-attr]
 
     def fit(self, x: Any, epochs: int = 1, batch_size: int = 128, optimizer: OptimizerSpec | None = None,
             seed: int | None = None, shuffle: bool = True, binarize: str | None = None,
@@ -410,7 +415,7 @@ class VAE(Model):
         Returns:
             {"loss", "reconstruction", "kl"}: means over the examples, Python floats, nats.
         """
-        x = _validate.features(x, self.spec.input_dim)  # type: ignore[union-attr]
+        x = self._inputs(x)
         _validate.choice(binarize, "binarize", (None, "static", "dynamic"))
         n_samples = _validate.positive_int(n_samples, "n_samples")
         bs = _validate.batch_size(batch_size, len(x))
