@@ -156,17 +156,30 @@ def flag(value: Any, name: str) -> bool:
 
 
 def callbacks(value: Any) -> list[Any]:
-    """A sequence of `xvae.callbacks.Callback` objects (or objects with the same three hooks)."""
+    """A sequence of `xvae.callbacks.Callback` objects; anything else is refused before training.
+
+    Keras' callbacks have hooks of the same names but other arguments (and a set_model
+    protocol), so they would fail only after a whole epoch: they are named here instead.
+    """
+    from xvae import callbacks as xcb
+
     if value is None:
         return []
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise ConfigError(f"callbacks must be a list of xvae.callbacks.Callback objects. Received: {value!r:.200}")
-    hooks = ("on_train_begin", "on_epoch_end", "on_train_end")
-    for cb in value:
-        if not all(callable(getattr(cb, hook, None)) for hook in hooks):
-            raise ConfigError(f"callbacks[{list(value).index(cb)}] is not a callback: subclass "
-                              f"xvae.callbacks.Callback or wrap a function in xvae.callbacks.LambdaCallback. "
-                              f"Received: {cb!r:.200}")
+    for i, cb in enumerate(value):
+        if isinstance(cb, xcb.Callback):
+            continue
+        kind = type(cb)
+        what = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        if callable(cb) and not hasattr(cb, "on_epoch_end"):
+            fix = ("wrap a function in xvae.callbacks.LambdaCallback(on_epoch_end=fn), "
+                   "fn(model, epoch, logs)")
+        elif kind.__name__ in xcb.__all__:
+            fix = f"use xvae.callbacks.{kind.__name__}, which xvae calls with its own arguments"
+        else:
+            fix = "subclass xvae.callbacks.Callback (hooks on_train_begin(model), on_epoch_end(model, epoch, logs), on_train_end(model))"
+        raise ConfigError(f"callbacks[{i}] is not a callback xvae can call (a {what}): {fix}. Received: {cb!r:.200}")
     return list(value)
 
 

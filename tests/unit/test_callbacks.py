@@ -295,3 +295,26 @@ def test_history_from_a_missing_file(tmp_path):
     with pytest.raises(xvae.DataError, match="Cannot read a History from .*nope.json") as err:
         xvae.History.from_json(tmp_path / "nope.json")
     assert err.value.path == str(tmp_path / "nope.json")
+
+
+# -- issue 16, item 4: foreign callbacks are refused before training --------------------------
+
+
+def test_foreign_callbacks_are_refused_before_any_step():
+    """A Keras-style callback (same hook names, other arguments) used to crash after a whole epoch."""
+    EarlyStopping = type("EarlyStopping", (), {  # what keras.callbacks.EarlyStopping looks like to xvae
+        "__module__": "keras.src.callbacks.early_stopping",
+        "on_train_begin": lambda self, logs=None: None,
+        "on_epoch_end": lambda self, epoch, logs=None: None,
+        "on_train_end": lambda self, logs=None: None,
+    })
+    vae = xvae.VAE(xvae.VAESpec(input_dim=4, latents=2), backend="numpy")
+    x = np.random.default_rng(0).random((8, 4), dtype=np.float32)
+    with pytest.raises(xvae.ConfigError, match=r"callbacks\[0\] is not a callback xvae can call "
+                       r"\(a keras\.src\.callbacks\.early_stopping\.EarlyStopping\): use xvae\.callbacks\.EarlyStopping"):
+        vae.fit(x, epochs=1, callbacks=[EarlyStopping()], progress=False)
+    assert vae.epoch == 0 and vae.optimizer is None  # refused before anything ran
+    with pytest.raises(xvae.ConfigError, match=r"callbacks\[1\].*subclass xvae.callbacks.Callback"):
+        vae.fit(x, epochs=1, callbacks=[xvae.callbacks.Callback(), object()], progress=False)
+    with pytest.raises(xvae.ConfigError, match=r"LambdaCallback\(on_epoch_end=fn\)"):
+        vae.fit(x, epochs=1, callbacks=[lambda model, epoch, logs: None], progress=False)
