@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from xvae import datasets
 from xvae._errors import ConfigError, TrainingDivergedError
+from xvae._progress import Progress, resolve_verbose
 from xvae.backend import Batch, Program
 from xvae.history import History
 from xvae.schedules import Schedule
@@ -169,6 +170,7 @@ class _Accumulator:
         self.sums: dict[str, float] = {}
         self.rows = 0.0
         self.last_finite = last_finite
+        self.on_means: Callable[[dict[str, float]], None] | None = None
 
     def add(self, metrics: Any, rows: NDArray[np.float32]) -> None:
         self.pending.append((metrics, rows))
@@ -203,6 +205,8 @@ class _Accumulator:
         self.rows += float(rows.sum())
         self.step += len(rows)
         self.pending.clear()
+        if self.on_means is not None:
+            self.on_means({name: total / self.rows for name, total in self.sums.items()})
 
     def means(self) -> dict[str, float]:
         self.flush()
@@ -211,14 +215,18 @@ class _Accumulator:
 
 def run_epoch(program: Program, data: EpochData, *, batch_size: int, steps_per_call: int,
               beta: Any, epoch: int, first_step: int, last_finite: float | None = None,
-              on_progress: Callable[[int], None] | None = None, lr: Any = None) -> tuple[dict[str, float], int]:
+              on_progress: Callable[[int], None] | None = None, lr: Any = None,
+              on_means: Callable[[dict[str, float]], None] | None = None) -> tuple[dict[str, float], int]:
     """Train one epoch; returns (weighted epoch means, steps taken).
 
-    `beta` and `lr` as in `batches` (per-step float32 arrays from `fit`). Raises
-    TrainingDivergedError at the first non-finite loss, naming its step; the last finite
-    loss may come from the previous epoch (`last_finite`).
+    `beta` and `lr` as in `batches` (per-step float32 arrays from `fit`).
+    `on_progress(steps)` is called after each call (no sync); `on_means(running means)`
+    after each host sync, with this epoch's means so far. Raises TrainingDivergedError at
+    the first non-finite loss, naming its step; the last finite loss may come from the
+    previous epoch (`last_finite`).
     """
     acc = _Accumulator(program, epoch, first_step, last_finite=last_finite)
+    acc.on_means = on_means
     for batch, rows in batches(data, batch_size, steps_per_call, beta, lr):
         if np.ndim(rows):
             acc.add(program.train_steps(batch), rows)
@@ -244,15 +252,27 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, optimizer: Any,
         seed: int | None, shuffle: bool, binarize: str | None, validation_data: Any,
-        progress: bool, steps_per_call: int, beta: float | Callable[[int], float] | Schedule | None,
+        validation_split: float = 0.0, verbose: Any = "auto", progress: bool | None = None,
+        steps_per_call: int, beta: float | Callable[[int], float] | Schedule | None,
         callbacks: Sequence[Any], resume: bool) -> History:
     """The loop behind `Model.fit` (see there for the arguments)."""
     from xvae import _validate as v
 
     x, y = model._check_xy(x, y)
+    split = v.fraction(validation_split, "validation_split")
+    if split and validation_data is not None:
+        raise ConfigError("Pass validation_data= or validation_split=, not both. "
+                          f"Received: validation_split={validation_split!r} and validation_data.")
+    if split:  # Keras: the last fraction of x (and y), taken before any shuffling
+        cut = int(math.floor(len(x) * (1.0 - split)))
+        if cut == 0 or cut == len(x):
+            raise ConfigError(f"validation_split={split} of {len(x)} examples leaves "
+                              f"{cut} to train on and {len(x) - cut} to validate on; both need at least one.")
+        val: Any = (x[cut:], None if y is None else y[cut:])
+        x, y = x[:cut], None if y is None else y[:cut]
     resume = v.flag(resume, "resume")
     shuffle = v.flag(shuffle, "shuffle")
-    progress = v.flag(progress, "progress")
+    level = resolve_verbose(verbose, progress)
     seed = v.seed(seed)
     callbacks = v.callbacks(callbacks)
     epochs = v.positive_int(epochs, "epochs")
@@ -263,7 +283,8 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
                       f"using batch_size={len(x)}.", stacklevel=4)
     k = v.positive_int(steps_per_call, "steps_per_call")
     v.choice(binarize, "binarize", (None, "static", "dynamic"))
-    val = None
+    if not split:
+        val = None
     if validation_data is not None:
         if isinstance(validation_data, tuple):
             if len(validation_data) != 2:
@@ -286,7 +307,7 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     saved = ModelState(model)
     try:
         return _train(model, x, y, val, epochs=epochs, bs=bs, k=k, optimizer=optimizer, seed=seed,
-                      shuffle=shuffle, binarize=binarize, progress=progress, beta=beta,
+                      shuffle=shuffle, binarize=binarize, level=level, beta=beta,
                       callbacks=callbacks, resume=resume)
     except BaseException as err:  # divergence, a callback's error, KeyboardInterrupt: never half-updated
         saved.restore(model)
@@ -324,7 +345,7 @@ class ModelState:
 
 
 def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: Any, *, epochs: int, bs: int,
-           k: int, optimizer: Any, seed: int | None, shuffle: bool, binarize: str | None, progress: bool,
+           k: int, optimizer: Any, seed: int | None, shuffle: bool, binarize: str | None, level: int,
            beta: Any, callbacks: list[Any], resume: bool) -> History:
     """fit after validation: compiles, trains and calls the callbacks; may leave the model half-updated."""
     model._prepare_training(optimizer)
@@ -342,7 +363,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
     scratch: dict[str, Any] = {}  # the permuted epoch, rewritten each epoch (draw_epoch)
     for cb in callbacks:
         cb.on_train_begin(model)
-    bar = _progress_bar(progress, steps_per_epoch(len(x), bs))
+    report = Progress(level, last_epoch, steps_per_epoch(len(x), bs))
     try:
         for epoch in range(first_epoch + 1, last_epoch + 1):
             if model.optimizer is not model._compiled_optimizer:  # a callback replaced it
@@ -354,12 +375,11 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
             betas = model._betas(beta, epoch, model.step, per_epoch)
             data = draw_epoch(x, y, rng=model.rng, shuffle=shuffle, binarize=binarize, latents=latents,
                               scratch=scratch)
-            if bar is not None:
-                bar.reset()
-                bar.set_description(f"epoch {epoch}/{last_epoch}")
+            report.epoch_begin(epoch)
             logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=k,
                                     beta=betas, lr=lrs, epoch=epoch, first_step=model.step,
-                                    last_finite=last_finite, on_progress=bar.update if bar else None)
+                                    last_finite=last_finite, on_progress=report.advance,
+                                    on_means=report.running)
             last_finite = logs["loss"]
             logs["lr"] = float(lrs[-1])  # the rate of the epoch's last step
             model.step += steps
@@ -374,15 +394,13 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                 if betas is not None:
                     logs["val_objective"] = vlogs["reconstruction"] + float(betas[-1]) * vlogs["kl"]
             history.append(epoch, logs)
-            if bar is not None:
-                bar.set_postfix({k_: f"{v_:.4g}" for k_, v_ in logs.items()}, refresh=True)
+            report.epoch_end(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(model, epoch, logs)
             if model.stop_training:
                 break
     finally:
-        if bar is not None:
-            bar.close()
+        report.close()
     for cb in callbacks:
         cb.on_train_end(model)
     return history
@@ -396,11 +414,3 @@ def _check_schedules(optimizer: Any, beta: Any, first_step: int, steps: int) -> 
     schedule_values(optimizer.lr, f"{type(optimizer).__name__}.lr", first_step, steps)
     if isinstance(beta, Schedule):
         schedule_values(beta, "beta", first_step, steps)
-
-
-def _progress_bar(enabled: bool, total: int) -> Any:
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="step", leave=True, dynamic_ncols=True)

@@ -12,9 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xvae._errors import ConfigError, DataError
-from xvae._numbers import integer
+from xvae._numbers import integer, real
 
-__all__ = ["batch_size", "callbacks", "choice", "features", "flag", "labels", "positive_int", "seed"]
+__all__ = ["batch_size", "callbacks", "choice", "features", "flag", "fraction", "labels", "positive_int", "seed"]
 
 
 #: What the columns of a named input must match, for the error message.
@@ -181,6 +181,14 @@ def callbacks(value: Any) -> list[Any]:
             fix = "subclass xvae.callbacks.Callback (hooks on_train_begin(model), on_epoch_end(model, epoch, logs), on_train_end(model))"
         raise ConfigError(f"callbacks[{i}] is not a callback xvae can call (a {what}): {fix}. Received: {cb!r:.200}")
     return list(value)
+
+
+def fraction(value: Any, name: str) -> float:
+    """A real number in [0, 1) (Python or NumPy), as a Python float."""
+    number = real(value)
+    if number is None or not 0.0 <= number < 1.0:
+        raise ConfigError(f"{name} must be a number in [0, 1), e.g. 0.1 for the last 10%. Received: {name}={value!r:.200}")
+    return number
 
 
 def seed(value: Any, name: str = "seed") -> int | None:

@@ -209,7 +209,8 @@ class Model:
 
     # -- training ----------------------------------------------------------------------
     def _fit(self, x: Any, y: Any, *, epochs: int, batch_size: int, optimizer: Any, seed: int | None,
-             shuffle: bool, binarize: str | None, validation_data: Any, progress: bool,
+             shuffle: bool, binarize: str | None, validation_data: Any, validation_split: float,
+             verbose: Any, progress: bool | None,
              steps_per_call: int, beta: Any, callbacks: Sequence[Any], checkpoint_dir: Any,
              checkpoint_every: int, keep: int, resume: bool) -> History:
         from xvae.callbacks import ModelCheckpoint
@@ -220,7 +221,8 @@ class Model:
         try:
             return _training.fit(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                                  seed=seed, shuffle=shuffle, binarize=binarize,
-                                 validation_data=validation_data, progress=progress,
+                                 validation_data=validation_data, validation_split=validation_split,
+                                 verbose=verbose, progress=progress,
                                  steps_per_call=steps_per_call, beta=beta, callbacks=callbacks,
                                  resume=resume)
         except XVAEError as err:
@@ -341,12 +343,13 @@ class VAE(Model):
         return _validate.features(x, self.spec.input_dim, name,  # type: ignore[union-attr]
                                   likelihood=self.spec.decoder.likelihood)  # type: ignore[union-attr]
 
-    def fit(self, x: Any, epochs: int = 1, batch_size: int = 128, optimizer: OptimizerSpec | None = None,
-            seed: int | None = None, shuffle: bool = True, binarize: str | None = None,
-            validation_data: Any = None, progress: bool = True, *, steps_per_call: int = 1,
+    def fit(self, x: Any, y: None = None, *, epochs: int = 1, batch_size: int = 128,
+            optimizer: OptimizerSpec | None = None, seed: int | None = None, shuffle: bool = True,
+            binarize: str | None = None, validation_data: Any = None, validation_split: float = 0.0,
+            verbose: int | str = "auto", steps_per_call: int = 1,
             beta: float | Callable[[int], float] | Schedule | None = None, callbacks: Sequence[Any] = (),
             checkpoint_dir: Any = None, checkpoint_every: int = 1, keep: int = 3,
-            resume: bool = False) -> History:
+            resume: bool = False, progress: bool | None = None) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
 
         Per epoch the model's generator draws, in this order: the permutation (if
@@ -354,8 +357,11 @@ class VAE(Model):
         reparameterisation noise, float32 (n, latents). The same seed gives the same
         arrays in every backend.
 
+        Everything after x is keyword-only: a VAE has no labels, and `fit(x, y)` says so.
+
         Args:
             x: training inputs, shape (n, input_dim), values in [0, 1] (cast to float32).
+            y: must be None: there for the error that says "drop the y argument".
             epochs: epochs to train; with resume=True the total (Keras' initial_epoch).
             batch_size: rows per step; the last partial batch is padded and masked.
             optimizer: an `xvae.optim` spec; None keeps the current one (default Adam(1e-3)).
@@ -368,7 +374,11 @@ class VAE(Model):
             validation_data: x_val; evaluated each epoch with fixed noise (Generator(0)):
                 "val_loss" is its negative ELBO (beta = 1, what `evaluate` reports) and
                 "val_objective" the training objective, reconstruction + beta * kl.
-            progress: show a tqdm progress bar.
+            validation_split: a fraction in [0, 1): the last part of x (before shuffling,
+                as in Keras) is held out and used as validation_data.
+            verbose: 0 silent, 1 a progress bar per epoch with its running metrics, 2 one
+                line per epoch; "auto" (default): 1 in a terminal or notebook, 2 when stdout
+                is redirected (a log file gets lines, not carriage returns).
             steps_per_call: K steps per compiled call (same numbers, less overhead).
             beta: KL weight: a number; a function of the (1-based) epoch; or an
                 `xvae.schedules` schedule of the step (`Model.step`), e.g. a KL warm-up
@@ -378,6 +388,7 @@ class VAE(Model):
             checkpoint_every: save every N epochs.
             keep: keep the last `keep` checkpoints.
             resume: continue a loaded model: `epochs` is then the total to reach.
+            progress: the older spelling of verbose: False is verbose=0, True is the default.
 
         Returns:
             History with "loss" (the training objective, reconstruction + beta * kl),
@@ -386,17 +397,23 @@ class VAE(Model):
             "val_kl" with validation_data, per epoch: means over the epoch's examples, nats.
 
         Raises:
-            DataError: x has the wrong shape, or NaN/inf values.
+            DataError: x has the wrong shape, NaN/inf values, or values outside [0, 1]
+                (the Bernoulli decoder's range; the message suggests the rescaling).
             ConfigError: an invalid argument (the message names it).
             TrainingDivergedError: the loss became NaN or infinite (the error has the step).
+
+        If fit raises for any reason (divergence, a callback's error, KeyboardInterrupt),
+        the model is rolled back to its state before the call: weights, optimizer state,
+        generator, epoch and step; a note on the error says so.
         """
-        return self._fit(x, None, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
+        return self._fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
                          shuffle=shuffle, binarize=binarize, validation_data=validation_data,
+                         validation_split=validation_split, verbose=verbose,
                          progress=progress, steps_per_call=steps_per_call, beta=beta,
                          callbacks=callbacks, checkpoint_dir=checkpoint_dir,
                          checkpoint_every=checkpoint_every, keep=keep, resume=resume)
 
-    def evaluate(self, x: Any, seed: int = 0, n_samples: int = 1, batch_size: int = 1024,
+    def evaluate(self, x: Any, y: None = None, *, seed: int = 0, n_samples: int = 1, batch_size: int = 1024,
                  binarize: str | None = None) -> dict[str, float]:
         """Negative ELBO per example in nats ("loss"), "reconstruction" and "kl".
 
@@ -407,6 +424,7 @@ class VAE(Model):
 
         Args:
             x: inputs, shape (n, input_dim), values in [0, 1].
+            y: must be None (a VAE has no labels); the rest is keyword-only.
             seed: seeds the noise generator.
             n_samples: z draws per example to average over.
             batch_size: rows per evaluation step.
@@ -415,7 +433,7 @@ class VAE(Model):
         Returns:
             {"loss", "reconstruction", "kl"}: means over the examples, Python floats, nats.
         """
-        x = self._inputs(x)
+        x = self._check_xy(x, y)[0]
         _validate.choice(binarize, "binarize", (None, "static", "dynamic"))
         n_samples = _validate.positive_int(n_samples, "n_samples")
         bs = _validate.batch_size(batch_size, len(x))
@@ -505,11 +523,12 @@ class Classifier(Model):
         xs = _validate.features(x, self.spec.input_dim, name)  # type: ignore[union-attr]
         return xs, _validate.labels(y, len(xs), self.spec.outputs, "y" if name == "x" else f"{name} y")  # type: ignore[union-attr]
 
-    def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 128,
+    def fit(self, x: Any, y: Any = None, *, epochs: int = 1, batch_size: int = 128,
             optimizer: OptimizerSpec | None = None, seed: int | None = None, shuffle: bool = True,
-            validation_data: Any = None, progress: bool = True, *, steps_per_call: int = 1,
-            callbacks: Sequence[Any] = (), checkpoint_dir: Any = None, checkpoint_every: int = 1,
-            keep: int = 3, resume: bool = False) -> History:
+            validation_data: Any = None, validation_split: float = 0.0, verbose: int | str = "auto",
+            steps_per_call: int = 1, callbacks: Sequence[Any] = (), checkpoint_dir: Any = None,
+            checkpoint_every: int = 1, keep: int = 3, resume: bool = False,
+            progress: bool | None = None) -> History:
         """Train on x (float32 (n, input_dim)) and y (0/1 labels for outputs=1, class ids otherwise).
 
         Arguments as in `VAE.fit`; validation_data is (x_val, y_val). History has "loss" and
@@ -525,24 +544,27 @@ class Classifier(Model):
             seed: None continues the model's generator; an int reseeds it.
             shuffle: draw a new order every epoch.
             validation_data: (x_val, y_val), evaluated after each epoch.
-            progress: show a tqdm progress bar.
+            validation_split: hold out the last fraction of (x, y), before shuffling (Keras).
+            verbose: 0 silent, 1 progress bar, 2 one line per epoch, "auto" (see `VAE.fit`).
             steps_per_call: K steps per compiled call (same numbers, less overhead).
             callbacks: `xvae.callbacks.Callback` objects.
             checkpoint_dir: if given, save `checkpoint_dir/epoch-NNNN.xvae` checkpoints.
             checkpoint_every: save every N epochs.
             keep: keep the last `keep` checkpoints.
             resume: continue a loaded model: `epochs` is then the total to reach.
+            progress: the older spelling of verbose: False is verbose=0.
 
         Returns:
             History with "loss", "accuracy" and "lr" (and "val_*") per epoch.
         """
         return self._fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
                          shuffle=shuffle, binarize=None, validation_data=validation_data,
-                         progress=progress, steps_per_call=steps_per_call, beta=None,
+                         validation_split=validation_split, verbose=verbose, progress=progress,
+                         steps_per_call=steps_per_call, beta=None,
                          callbacks=callbacks, checkpoint_dir=checkpoint_dir,
                          checkpoint_every=checkpoint_every, keep=keep, resume=resume)
 
-    def evaluate(self, x: Any, y: Any, batch_size: int = 1024) -> dict[str, float]:
+    def evaluate(self, x: Any, y: Any = None, *, batch_size: int = 1024) -> dict[str, float]:
         """{"loss", "accuracy"}: masked means over all examples (binary: logit > 0).
 
         Args:

@@ -59,7 +59,7 @@ def test_fit_callbacks_and_plots_take_numpy_scalars(tmp_path):
     stop = xvae.callbacks.EarlyStopping("loss", patience=np.int64(2), min_delta=np.float32(0.01))
     assert type(stop.min_delta) is float and type(stop.patience) is int
     hist = vae.fit(X, epochs=np.int64(2), batch_size=np.int32(4), beta=np.int64(1), seed=np.uint8(3),
-                   callbacks=[stop], progress=False)
+                   callbacks=[stop], verbose=0)
     assert len(hist.history["loss"]) == 2
     from xvae import plots
 
