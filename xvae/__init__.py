@@ -35,6 +35,23 @@ from xvae.history import History as History
 from xvae.models import VAE as VAE
 from xvae.models import Classifier as Classifier
 
+#: Public submodules that `import xvae` does not import itself (they pull in matplotlib and
+#: more); `xvae.plots` etc. import them on first use (PEP 562), so `import xvae` stays light.
+_LAZY_SUBMODULES = ("backend", "checkpoint", "cli", "compare", "history", "init", "models", "naming", "plots")
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"xvae.{name}")
+    raise AttributeError(f"module 'xvae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
+
 __all__ = [
     "__version__",
     "backends",

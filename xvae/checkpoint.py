@@ -41,7 +41,7 @@ from xvae._specs import spec_from_dict
 from xvae.naming import STEP, optimizer_slots, weight_shapes
 from xvae.optim import STEP_DTYPE, optimizer_from_dict, step_count
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "latest", "list_checkpoints", "load", "read", "remove", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "latest", "list_checkpoints", "load", "read", "remove", "resolve", "save"]
 
 FORMAT = "xvae-checkpoint"
 #: 2: opt.step is an int64 array, and optimizer specs may hold schedules, AdamW, weight
@@ -478,7 +478,8 @@ def load(path: str | os.PathLike[str], backend: str | None = None, precision: st
     ``fit(..., resume=True)`` continues exactly where the saved run stopped.
 
     Args:
-        path: the checkpoint directory written by `model.save(path)`.
+        path: the checkpoint directory written by `model.save(path)`, or a folder of
+            `epoch-NNNN.xvae` checkpoints (ModelCheckpoint's): its latest one.
         backend: any installed backend; None uses the saving backend if it is installed,
             else the first available one.
         precision: "highest" or "fast"; None keeps the saved setting.
@@ -490,6 +491,7 @@ def load(path: str | os.PathLike[str], backend: str | None = None, precision: st
     from xvae import backends
     from xvae.models import VAE, Classifier
 
+    path = resolve(path)
     meta, weights, opt_state = read(path)
     cls = VAE if meta["kind"] == "vae" else Classifier
     name = backend or meta.get("backend")
@@ -527,6 +529,21 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]
         if match and entry.is_dir():
             found[int(match.group(1))] = folder / name
     return sorted(found.items())
+
+
+def resolve(path: str | os.PathLike[str]) -> Path:
+    """`path` itself, or, for a folder of `epoch-NNNN.xvae` checkpoints, the latest of them.
+
+    Examples:
+        >>> resolve("run.xvae")
+        PosixPath('run.xvae')
+    """
+    folder = Path(path)
+    if folder.is_dir() and not (folder / META).exists():
+        found = latest(folder)
+        if found is not None:
+            return found
+    return folder
 
 
 def latest(directory: str | os.PathLike[str]) -> Path | None:

@@ -169,25 +169,13 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resume_path(text: str) -> Path:
-    """A checkpoint, or a folder of epoch-N.xvae checkpoints (its latest)."""
-    from xvae import checkpoint
-
-    path = Path(text)
-    if path.is_dir() and not (path / checkpoint.META).exists():
-        found = checkpoint.latest(path)
-        if found is not None:
-            return found
-    return path
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     import xvae
     from xvae import plots
 
     data = _data(args)
     if args.resume:
-        model = xvae.load(_resume_path(args.resume), backend=args.backend, precision=args.precision)
+        model = xvae.load(args.resume, backend=args.backend, precision=args.precision)
     else:
         spec = _spec(args, data)
         cls = xvae.VAE if args.model == "vae" else xvae.Classifier

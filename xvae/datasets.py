@@ -228,20 +228,40 @@ def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
 def _locate_or_fetch(
     name: str, fname: str, folder: Path, download: bool, base_url: str | None, progress: bool
 ) -> np.ndarray:
-    """The verified array in `fname`, found under `folder` or downloaded into folder/name."""
+    """The verified array in `fname`, found in `folder/<name>/` or `folder`, or downloaded into folder/name.
+
+    Errors say where it looked, and which split the folder does hold if it is another one.
+    """
     candidates = (folder / name / fname, folder / fname)
     for path in candidates:
         if path.is_file():
             return _read_verified(path, name, fname, str(path))
+    looked = f"looked for {fname} in {folder / name} and in {folder}{_other_split_hint(name, fname, candidates)}"
     if not download:
-        looked = ", ".join(str(p) for p in candidates)
         raise DataError(
-            f"{name} file {fname} not found (looked in {looked}); pass download=True, or set "
+            f"{name} file {fname} not found ({looked}); pass download=True, or set "
             f"XVAE_DATA_DIR / data_dir= to a folder holding the files",
             path=str(folder),
         )
     base = base_url or os.environ.get(_SOURCES[name].env) or _SOURCES[name].url
-    return _fetch(base.rstrip("/") + "/" + fname, candidates[0], name, progress)
+    try:
+        return _fetch(base.rstrip("/") + "/" + fname, candidates[0], name, progress)
+    except DataError as err:  # say first what was looked for: the usual fix is the folder or the split
+        again = DataError(f"{name} file {fname} not found ({looked}), and {err}", path=str(folder))
+        for note in getattr(err, "__notes__", ()):
+            again.add_note(note)
+        raise again from err
+
+
+def _other_split_hint(name: str, fname: str, candidates: tuple[Path, Path]) -> str:
+    """"; it holds the 'test' split ...: pass split='test'" when the folder has another split's files."""
+    for split, files in _FILES.items():
+        if fname in files:
+            continue
+        for where in (c.parent for c in candidates):
+            if all((where / f).is_file() for f in files):
+                return f" ({where} holds the {split!r} split: {', '.join(files)}; pass split={split!r} to use it)"
+    return ""
 
 
 def _read_verified(path: Path, name: str, fname: str, label: str) -> np.ndarray:
