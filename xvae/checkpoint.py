@@ -156,6 +156,12 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
         raise CheckpointError(f"{target} exists and is not an xvae checkpoint; refusing to overwrite it. "
                               "Choose another path or delete it first.", path=str(target))
     optimizer = _optimizer_json(model.optimizer, target)
+    metadata = getattr(model, "metadata", None) or {}
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"model.metadata must hold JSON data (dicts, lists, strings, numbers); "
+                              f"{err}. Nothing was written to {target}.", path=str(target)) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     weights, opt_state = model._program.get_state()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -185,6 +191,8 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
             "backend": model.backend,
             "files": hashes,
         }
+        if metadata:
+            meta["metadata"] = metadata
         _write(tmp / META, json.dumps(meta, indent=1, sort_keys=True).encode())
         _crash_point("meta-written")
         _fsync_dir(tmp)
@@ -353,7 +361,10 @@ def _check_meta(meta: dict[str, Any], file: Path) -> dict[str, Any]:
         raise bad("files", "must map file names to sha256 digests")
     if WEIGHTS not in files:
         raise bad("files", f"lists no {WEIGHTS}")
-    return {"kind": kind, "spec": spec, "optimizer": optimizer, "rng": rng, "files": files}
+    metadata = meta.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise bad("metadata", f"must be an object, found {type(metadata).__name__}")
+    return {"kind": kind, "spec": spec, "optimizer": optimizer, "rng": rng, "files": files, "metadata": metadata}
 
 
 def _generator(state: Any, file: Path) -> np.random.Generator:
@@ -510,6 +521,7 @@ def load(path: str | os.PathLike[str], backend: str | None = None, precision: st
                               f"({type(err).__name__}: {err}).", path=str(path)) from err
     model.step, model.epoch = int(meta.get("step", 0)), int(meta.get("epoch", 0))
     model.rng = meta["rng"]
+    model.metadata = meta["metadata"]
     return model
 
 

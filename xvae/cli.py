@@ -36,26 +36,38 @@ def _positive(text: str) -> int:
     return value
 
 
-def _add_data(p: argparse.ArgumentParser, split: str = "train") -> None:
-    p.add_argument("--dataset", default="digits", help="digits (bundled, default), mnist or fashion_mnist")
-    p.add_argument("--split", default=split, help=f"dataset split: train, test (digits also all); default {split}")
+#: Defaults of the model options. They are None on the parser, so `train --resume` can tell
+#: which ones were given (and refuse those the checkpoint fixes) from those left alone.
+MODEL_DEFAULTS: dict[str, Any] = {"model": "vae", "hidden": (256,), "latents": 2, "activation": "relu",
+                                  "optimizer": "adam", "momentum": 0.0, "seed": 0}
+#: What the bundled digits need: no download, so it is the default when nothing else says.
+DEFAULT_DATASET = "digits"
+
+
+def _add_data(p: argparse.ArgumentParser, split: str = "train", dataset_default: str = "digits") -> None:
+    p.add_argument("--dataset", default=None, help=f"digits (bundled), mnist or fashion_mnist; default {dataset_default}")
+    p.add_argument("--split", default=None, help=f"dataset split: train, test (digits also all); default {split}")
     p.add_argument("--data-dir", default=None, help="folder with the IDX files (default: $XVAE_DATA_DIR or ~/.cache/xvae)")
     p.add_argument("--limit", type=_positive, default=None, help="use only the first N examples")
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=("vae", "classifier"), default="vae")
-    p.add_argument("--hidden", type=_ints, default=(256,), help="hidden widths, e.g. 500 or 256,128")
-    p.add_argument("--latents", type=int, default=2, help="VAE latent dimension (2 gives latent-space plots)")
-    p.add_argument("--activation", default="relu")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (adam 1e-3, sgd 1e-2)")
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--binarize", choices=("none", "static", "dynamic"), default="none")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps-per-call", type=int, default=1, help="optimizer steps per compiled call")
+    p.add_argument("--model", choices=("vae", "classifier"), default=None, help="what to train (default vae)")
+    p.add_argument("--hidden", type=_ints, default=None, help="hidden widths, e.g. 500 or 256,128 (default 256)")
+    p.add_argument("--latents", type=int, default=None,
+                   help="VAE latent dimension (default 2, which gives latent-space plots)")
+    p.add_argument("--activation", default=None, help="hidden-layer activation: relu (default), tanh, elu, gelu, ...")
+    p.add_argument("--epochs", type=int, default=50, help="epochs to train (default 50); with --resume, the total")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per optimizer step (default 64)")
+    p.add_argument("--optimizer", choices=("adam", "sgd"), default=None, help="adam (default) or sgd")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: adam 1e-3, sgd 1e-2); with --resume it replaces the checkpoint's")
+    p.add_argument("--momentum", type=float, default=None, help="SGD momentum in [0, 1) (default 0)")
+    p.add_argument("--binarize", choices=("none", "static", "dynamic"), default="none",
+                   help="binarize the inputs: none (default), static (x > 0.5) or dynamic (drawn each epoch)")
+    p.add_argument("--seed", type=int, default=None, help="seeds the weights and every draw (default 0)")
+    p.add_argument("--steps-per-call", type=int, default=1,
+                   help="optimizer steps per compiled call (default 1; same numbers, less overhead)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,19 +89,23 @@ def build_parser() -> argparse.ArgumentParser:
     add("backends", "list backends: installed?, version, device")
 
     train = add("train", "train a model and write history, checkpoint and plots")
-    _add_data(train)
+    _add_data(train, dataset_default="digits; with --resume, the checkpoint's")
     _add_model(train)
     train.add_argument("--backend", default=None, help="jax, tf, torch or numpy (default: first available)")
     train.add_argument("--out", default="runs/xvae", help="output folder (default runs/xvae)")
     train.add_argument("--resume", default=None, metavar="CHECKPOINT",
                        help="continue from a checkpoint (or a folder of epoch-N.xvae checkpoints: the latest); "
-                            "--epochs is the total, model options come from the checkpoint")
+                            "--epochs is the total; the model, optimizer and seed come from the checkpoint "
+                            "(giving other values is an error), --lr replaces its learning rate")
     train.add_argument("--checkpoint-every", type=int, default=0, help="also save OUT/checkpoints/epoch-N.xvae every N epochs")
     train.add_argument("--keep", type=_positive, default=3, help="checkpoints to keep with --checkpoint-every (default 3)")
     train.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     train.add_argument("--precision", choices=("highest", "fast"), default=None,
                        help="highest (full float32, default) or fast (TF32/bf16 where the GPU has it)")
-    train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                       help="0 silent, 1 a progress bar per epoch, 2 one line per epoch "
+                            "(default: 1 in a terminal, 2 when the output goes to a file or pipe)")
+    train.add_argument("--no-progress", action="store_true", help="the same as --verbose 0")
 
     comp = add("compare", "train the same spec in every backend and compare")
     _add_data(comp)
@@ -99,31 +115,38 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--markdown", default=None, help="write the table as Markdown")
 
     sample = add("sample", "decode samples from a VAE checkpoint into a PNG grid")
-    sample.add_argument("checkpoint")
+    sample.add_argument("checkpoint", help="a VAE checkpoint, or a folder of them (the latest)")
     sample.add_argument("-n", type=_positive, default=64, help="how many samples (default 64)")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--binary", action="store_true")
-    sample.add_argument("--backend", default=None)
-    sample.add_argument("--out", default="samples.png")
+    sample.add_argument("--seed", type=int, default=0, help="seeds z (and the binary draws); default 0")
+    sample.add_argument("--binary", action="store_true", help="draw 0/1 pixels instead of showing the Bernoulli means")
+    sample.add_argument("--backend", default=None, help="backend to decode with (default: the checkpoint's)")
+    sample.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
+    sample.add_argument("--overwrite", action="store_true", help="replace --out if it exists (refused otherwise)")
 
     conv = add("convert", "load a checkpoint in another backend and save it")
-    conv.add_argument("checkpoint")
+    conv.add_argument("checkpoint", help="the checkpoint to convert, or a folder of them (the latest)")
     conv.add_argument("--to", required=True, help="target backend")
     conv.add_argument("--out", default=None, help="output checkpoint (default: overwrite in place)")
 
     ev = add("evaluate", "evaluate a checkpoint on a dataset split")
-    ev.add_argument("checkpoint")
-    _add_data(ev, split="test")
-    ev.add_argument("--backend", default=None)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--binarize", choices=("none", "static", "dynamic"), default="none")
+    ev.add_argument("checkpoint", help="the checkpoint to evaluate, or a folder of them (the latest)")
+    _add_data(ev, split="test", dataset_default="the one the checkpoint was trained on, else digits")
+    ev.add_argument("--backend", default=None, help="backend to evaluate with (default: the checkpoint's)")
+    ev.add_argument("--seed", type=int, default=0, help="seeds the VAE's z noise (default 0)")
+    ev.add_argument("--binarize", choices=("none", "static", "dynamic"), default="none",
+                    help="binarize the inputs as in training: none (default), static or dynamic")
     return parser
 
 
-def _data(args: argparse.Namespace) -> Any:
+def _data(args: argparse.Namespace, split: str = "train", recorded: dict[str, Any] | None = None) -> Any:
+    """The dataset split the flags name; unnamed parts come from `recorded` (a checkpoint's), else the defaults."""
     from xvae import datasets
 
-    data = datasets.load(args.dataset, split=args.split, data_dir=args.data_dir)
+    recorded = recorded or {}
+    name = args.dataset or recorded.get("name") or DEFAULT_DATASET
+    same = name == recorded.get("name")
+    split = args.split or (recorded.get("split") if same and split == "train" else None) or split
+    data = datasets.load(name, split=split, data_dir=args.data_dir)
     if args.limit:
         data = data.subset(slice(0, args.limit))
     return data
@@ -169,17 +192,82 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """The model options a new model is built with: the flags given, MODEL_DEFAULTS for the rest."""
+    for name, default in MODEL_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return args
+
+
+def _resumed_values(model: Any) -> dict[str, Any]:
+    """The checkpoint's value of each model option a --resume run cannot change."""
+    spec = model.spec
+    optimizer = model.optimizer
+    return {"model": model.kind,
+            "hidden": spec.encoder.hidden if model.kind == "vae" else spec.hidden,
+            "latents": spec.latents if model.kind == "vae" else None,
+            "activation": spec.encoder.activation if model.kind == "vae" else spec.activation,
+            "optimizer": optimizer.kind if optimizer is not None else None,
+            "momentum": getattr(optimizer, "momentum", None)}
+
+
+def _check_resume_flags(args: argparse.Namespace, model: Any) -> Any:
+    """Refuse model options that differ from the checkpoint's; returns the optimizer to continue with.
+
+    --seed is always refused: a resumed run continues the checkpoint's generator. --lr
+    replaces the checkpoint's learning rate, and the run says so.
+    """
+    import dataclasses
+
+    from xvae._errors import ConfigError
+
+    kept = _resumed_values(model)
+    clashes = [f"--{name} {_flag_text(getattr(args, name))} (the checkpoint has {_flag_text(kept[name])})"
+               for name in kept if getattr(args, name) is not None and getattr(args, name) != kept[name]]
+    if args.seed is not None:
+        clashes.append(f"--seed {args.seed} (a resumed run continues the checkpoint's random generator)")
+    if clashes:
+        raise ConfigError(f"--resume continues the checkpoint's model; these flags would change it: {'; '.join(clashes)}. "
+                          "Drop them, or train a new model without --resume.")
+    if args.lr is None or model.optimizer is None or args.lr == model.optimizer.lr:
+        return None
+    print(f"xvae train: --lr {args.lr:g} replaces the checkpoint's learning rate {model.optimizer.lr:g}")
+    return dataclasses.replace(model.optimizer, lr=args.lr)
+
+
+def _flag_text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _verbose(args: argparse.Namespace) -> int | str:
+    if args.no_progress and args.verbose not in (None, 0):
+        from xvae._errors import ConfigError
+
+        raise ConfigError(f"--no-progress contradicts --verbose {args.verbose}; pass one of them.")
+    return 0 if args.no_progress else ("auto" if args.verbose is None else args.verbose)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import xvae
     from xvae import plots
 
-    data = _data(args)
     if args.resume:
         model = xvae.load(args.resume, backend=args.backend, precision=args.precision)
+        optimizer = _check_resume_flags(args, model)
+        if args.epochs == model.epoch:
+            print(f"xvae train: the checkpoint has reached epoch {model.epoch} and --epochs is the total: "
+                  f"nothing to do (pass --epochs {model.epoch + 1} or more to train further).")
+            return 0
+        data = _data(args, recorded=model.metadata.get("dataset"))
     else:
+        args = _with_defaults(args)
+        data = _data(args)
         spec = _spec(args, data)
         cls = xvae.VAE if args.model == "vae" else xvae.Classifier
         model = cls(spec, backend=args.backend, seed=args.seed, precision=args.precision or "highest")
+        optimizer = _optimizer(args)
+    model.metadata["dataset"] = {"name": data.name, "split": data.split, "image_shape": list(data.image_shape)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"xvae train: {model.kind} {model.spec.to_json()} on {data.name}/{data.split} "
@@ -187,7 +275,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     val = _validation(args, data)
     fit_args: dict[str, Any] = {
         "epochs": args.epochs, "batch_size": args.batch_size,
-        "optimizer": None if args.resume else _optimizer(args), "progress": not args.no_progress,
+        "optimizer": optimizer, "verbose": _verbose(args),
         "steps_per_call": args.steps_per_call, "resume": bool(args.resume),
         "checkpoint_dir": (out / "checkpoints") if args.checkpoint_every else None,
         "checkpoint_every": max(args.checkpoint_every, 1), "keep": args.keep}
@@ -243,6 +331,7 @@ def _validation(args: argparse.Namespace, data: Any) -> Any:
 def cmd_compare(args: argparse.Namespace) -> int:
     from xvae.compare import compare
 
+    args = _with_defaults(args)
     data = _data(args)
     spec = _spec(args, data)
     names = args.backends.split(",") if args.backends else None
@@ -264,10 +353,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import xvae
     from xvae import plots
 
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise xvae.ConfigError(f"{out} exists; pass --overwrite to replace it, or --out another.png.")
     model = xvae.load(args.checkpoint, backend=args.backend)
     if model.kind != "vae":
         raise xvae.ConfigError(f"{args.checkpoint} holds a {model.kind}; sampling needs a VAE checkpoint.")
-    plots.image_grid(model.sample(args.n, seed=args.seed, binary=args.binary), args.out, title="samples")
+    shape = model.metadata.get("dataset", {}).get("image_shape")
+    plots.image_grid(model.sample(args.n, seed=args.seed, binary=args.binary), out, title="samples",
+                     image_shape=tuple(shape) if shape else None)
     print(f"wrote {args.out}")
     return 0
 
@@ -286,7 +380,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import xvae
 
     model = xvae.load(args.checkpoint, backend=args.backend)
-    data = _data(args)
+    data = _data(args, split="test", recorded={"name": model.metadata.get("dataset", {}).get("name")})
     if model.kind == "vae":
         result = model.evaluate(data.x, seed=args.seed, binarize=_binarize(args.binarize))
     else:

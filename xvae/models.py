@@ -84,6 +84,8 @@ class Model:
         self.stop_training = False
         self.optimizer: OptimizerSpec | None = None
         self._compiled_optimizer: OptimizerSpec | None = None  # what self._program runs
+        #: JSON-ready notes saved with the model (`xvae train` records its dataset here).
+        self.metadata: dict[str, Any] = {}
         weights = initialize(spec, self.rng, init)
         self._program = self._compile(None)
         self._program.set_state(weights)
@@ -260,6 +262,7 @@ class Model:
         other._program.set_state(weights, opt_state or None)
         other.rng = np.random.Generator(type(self.rng.bit_generator)())
         other.rng.bit_generator.state = copy.deepcopy(self.rng.bit_generator.state)
+        other.metadata = copy.deepcopy(self.metadata)
         return other
 
     def __repr__(self) -> str:

@@ -34,3 +34,14 @@ def test_data_dir_may_hold_the_files_and_errors_name_the_files_and_the_split_fou
         datasets.load("mnist", data_dir=tmp_path, download=False)
     with pytest.raises(xvae.DataError, match=r"not found \(looked for .*pass split='test'.*\), and could not download"):
         datasets.load("mnist", data_dir=tmp_path, base_url="http://127.0.0.1:9/", progress=False)
+
+
+def test_metadata_is_saved_loaded_and_copied(tmp_path):
+    vae = xvae.VAE(xvae.VAESpec(input_dim=6, latents=2), backend="numpy")
+    vae.metadata["dataset"] = {"name": "mnist", "image_shape": [28, 28]}
+    vae.save(tmp_path / "m.xvae")
+    assert xvae.load(tmp_path / "m.xvae").metadata == vae.metadata == vae.to("numpy").metadata
+    vae.metadata["bad"] = np.zeros(2)
+    with pytest.raises(xvae.CheckpointError, match="model.metadata must hold JSON data"):
+        vae.save(tmp_path / "n.xvae")
+    assert not (tmp_path / "n.xvae").exists()

@@ -282,3 +282,98 @@ def test_console_script(tmp_path):
     one_line_error(done.stderr, "sample", "CheckpointError: No checkpoint at")
     done = subprocess.run([script, "train", "--epochs"], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 2 and "expected one argument" in done.stderr
+
+
+# -- issue 16, item 6: the CLI says what it does -------------------------------------------
+
+def _actions(parser):
+    """Every (command, action) of the parser and its subcommands."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from ((f"{name} {where}", a) for where, a in _actions(sub))
+        else:
+            yield "", action
+
+
+def test_every_flag_has_help():
+    import argparse
+
+    from xvae.cli import build_parser
+
+    missing = [f"{where}{'/'.join(a.option_strings) or a.dest}" for where, a in _actions(build_parser())
+               if not a.help or a.help == argparse.SUPPRESS]
+    assert missing == []
+
+
+def test_sample_does_not_overwrite_and_says_its_default(run, tmp_path, capsys, monkeypatch):
+    assert main(["sample", "--help"]) == 0
+    assert "default samples.png" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "samples.png").write_bytes(b"precious")
+    assert main(["sample", str(run / "model.xvae"), "-n", "4"]) == 1
+    one_line_error(capsys.readouterr().err, "sample", "samples.png exists; pass --overwrite")
+    assert (tmp_path / "samples.png").read_bytes() == b"precious"
+    assert main(["sample", str(run / "model.xvae"), "-n", "4", "--overwrite"]) == 0
+    assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_refuses_flags_that_would_change_the_model(run, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    before = (out / "history.json").read_text()
+    args = ["train", "--backend", "numpy", "--limit", "200", "--no-progress", "--no-plots", "--out", str(out),
+            "--resume", str(out / "model.xvae"), "--epochs", "3"]
+    assert main([*args, "--hidden", "128", "--lr", "0.5", "--seed", "4"]) == 1
+    one_line_error(capsys.readouterr().err, "train",
+                   "--hidden 128 (the checkpoint has 16); --seed 4 (a resumed run continues")
+    assert (out / "history.json").read_text() == before
+    assert main([*args, "--hidden", "16", "--model", "vae"]) == 0  # the checkpoint's own values are fine
+    capsys.readouterr()
+    assert main([*args[:-1], "4", "--lr", "0.0005"]) == 0
+    assert "--lr 0.0005 replaces the checkpoint's learning rate 0.001" in capsys.readouterr().out
+    model = xvae.load(out / "model.xvae")
+    assert model.epoch == 4 and model.optimizer == xvae.optim.Adam(0.0005)
+
+
+def test_resume_to_an_epoch_already_reached_says_nothing_to_do(run, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["train", *TINY, "--epochs", "2", "--out", str(out), "--resume", str(out / "checkpoints")]) == 0
+    said = capsys.readouterr().out
+    assert "reached epoch 2" in said and "nothing to do" in said and "--epochs 3" in said
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing written
+
+
+def test_train_writes_one_line_per_epoch_when_not_a_terminal(tmp_path, capsys):
+    out = tmp_path / "lines"
+    assert main(["train", "--backend", "numpy", "--limit", "100", "--hidden", "8", "--epochs", "3",
+                 "--out", str(out), "--no-plots"]) == 0
+    said = capsys.readouterr()
+    assert "\r" not in said.out + said.err
+    epochs = [line for line in said.out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" - ")[0] for line in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert main(["train", "--backend", "numpy", "--limit", "100", "--hidden", "8", "--epochs", "1",
+                 "--out", str(out), "--no-plots", "--verbose", "0"]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+
+
+def test_evaluate_and_resume_take_the_dataset_from_the_checkpoint(tmp_path, capsys):
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"MNIST test split not found in {MNIST_DIR} (set XVAE_TEST_MNIST_DIR)")
+    out = tmp_path / "mnist"
+    data = ["--data-dir", str(MNIST_DIR), "--limit", "100"]
+    assert main(["train", "--backend", "numpy", "--hidden", "8", "--dataset", "mnist", "--split", "test", *data,
+                 "--epochs", "1", "--out", str(out), "--no-plots", "--verbose", "0"]) == 0
+    assert xvae.load(out / "model.xvae").metadata["dataset"] == {"name": "mnist", "split": "test",
+                                                                   "image_shape": [28, 28]}
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.xvae"), *data]) == 0  # no --dataset: mnist, not digits
+    result = json.loads(capsys.readouterr().out)
+    assert (result["dataset"], result["split"]) == ("mnist", "test") and np.isfinite(result["loss"])
+    assert main(["train", "--backend", "numpy", *data, "--epochs", "2", "--out", str(out), "--no-plots",
+                 "--verbose", "0", "--resume", str(out / "model.xvae")]) == 0
+    assert "on mnist/test (100 examples)" in capsys.readouterr().out
