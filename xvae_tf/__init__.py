@@ -1,1 +1,1 @@
-"""TensorFlow (Keras 3, tf.function) backend for xvae. Import-light: tensorflow is imported only by `_backend`."""
+"""TensorFlow (tf.Module + tf.function) backend for xvae. Import-light: tensorflow is imported only by `_backend`."""

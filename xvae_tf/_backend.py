@@ -8,7 +8,8 @@ the very operations of K single steps.
 
 Process-global settings, made here because TensorFlow offers no scoped form:
 - TF32: `precision="highest"` turns TensorFloat-32 off for the whole process
-  (`tf.config.experimental.enable_tensor_float_32_execution(False)`) and warns once.
+  (`tf.config.experimental.enable_tensor_float_32_execution(False)`) and warns once, where
+  a GPU is visible: on a CPU, TF32 does not exist and the switch changes nothing.
 - GPU memory growth is switched on for every GPU at import, so TensorFlow does not reserve
   all GPU memory when JAX (or torch) shares the process.
 - ``TF_CPP_MIN_LOG_LEVEL`` defaults to "2" (errors only) before tensorflow is imported.
@@ -74,6 +75,8 @@ def _set_precision(precision: str) -> None:
     if precision == "highest" and not _TF32_OFF:
         tf.config.experimental.enable_tensor_float_32_execution(False)
         _TF32_OFF = True
+        if not tf.config.list_physical_devices("GPU"):
+            return  # no TF32 on a CPU: the switch changes nothing, so there is nothing to say
         warnings.warn(
             "xvae's tf backend turned TensorFloat-32 off for the whole process "
             "(tf.config.experimental.enable_tensor_float_32_execution(False)) because "
