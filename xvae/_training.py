@@ -366,6 +366,8 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
     report = Progress(level, last_epoch, steps_per_epoch(len(x), bs))
     try:
         for epoch in range(first_epoch + 1, last_epoch + 1):
+            for cb in callbacks:
+                cb.on_epoch_begin(model, epoch)  # before the optimizer is read: a new lr applies now
             if model.optimizer is not model._compiled_optimizer:  # a callback replaced it
                 changed = model._resolve_optimizer(model.optimizer)
                 _check_schedules(changed, None, model.step, (last_epoch - epoch + 1) * per_epoch)

@@ -178,7 +178,8 @@ def callbacks(value: Any) -> list[Any]:
         elif kind.__name__ in xcb.__all__:
             fix = f"use xvae.callbacks.{kind.__name__}, which xvae calls with its own arguments"
         else:
-            fix = "subclass xvae.callbacks.Callback (hooks on_train_begin(model), on_epoch_end(model, epoch, logs), on_train_end(model))"
+            fix = ("subclass xvae.callbacks.Callback (hooks on_train_begin(model), on_epoch_begin(model, epoch), "
+                   "on_epoch_end(model, epoch, logs), on_train_end(model))")
         raise ConfigError(f"callbacks[{i}] is not a callback xvae can call (a {what}): {fix}. Received: {cb!r:.200}")
     return list(value)
 

@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -30,7 +31,8 @@ import numpy as np
 from xvae._errors import ConfigError, TrainingDivergedError
 from xvae._numbers import integer, real
 
-__all__ = ["CSVLogger", "Callback", "EarlyStopping", "JSONLogger", "LambdaCallback", "ModelCheckpoint"]
+__all__ = ["CSVLogger", "Callback", "EarlyStopping", "JSONLogger", "LambdaCallback", "LearningRateScheduler",
+           "ModelCheckpoint", "ReduceLROnPlateau"]
 
 Logs = dict[str, float]
 
@@ -47,6 +49,11 @@ class Callback:
 
     def on_train_begin(self, model: Any) -> None:
         """Called once when fit starts, before the first epoch."""
+
+    def on_epoch_begin(self, model: Any, epoch: int) -> None:
+        """Called before each epoch (1-based `epoch`), before fit reads `model.optimizer`:
+        a rate assigned here (``model.optimizer = dataclasses.replace(model.optimizer, lr=...)``)
+        applies to this epoch."""
 
     def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
         """Called after each epoch (1-based `epoch`, counting across resumed fits) with its metrics."""
@@ -143,6 +150,141 @@ class EarlyStopping(Callback):
     def on_train_end(self, model: Any) -> None:
         if self.restore_best_weights and self._best_weights is not None and model.epoch != self.best_epoch:
             model.set_weights(self._best_weights)
+
+
+def _constant_lr(owner: str, model: Any) -> float:
+    """The model's current learning rate, a number; ConfigError if it has none or it is a schedule."""
+    optimizer = getattr(model, "optimizer", None)
+    lr = real(getattr(optimizer, "lr", None))
+    if lr is None:
+        raise ConfigError(f"{owner} sets the learning rate epoch by epoch, so the optimizer's lr must be a "
+                          f"number. Received: optimizer={optimizer!r:.200}; pass a constant lr, or use a "
+                          "schedule instead of this callback, not both.")
+    return lr
+
+
+def _set_lr(model: Any, lr: float) -> None:
+    """Assign a new rate: fit reads `model.optimizer` at the start of each epoch (state kept, no recompile)."""
+    model.optimizer = dataclasses.replace(model.optimizer, lr=lr)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when `monitor` has not improved for `patience` epochs.
+
+    Keras' callback of the same name and defaults. The new rate applies from the next epoch:
+    it replaces `model.optimizer` by a copy with the new `lr`, which fit reads at the start
+    of every epoch, keeping the optimizer's state. The optimizer's lr must be a number.
+
+    Args:
+        monitor: a History key, e.g. "val_loss" (needs validation data) or "loss".
+        factor: new lr = lr * factor, in (0, 1).
+        patience: epochs without improvement before reducing.
+        min_delta: the smallest change that counts as an improvement.
+        cooldown: epochs to wait after a reduction before counting again.
+        min_lr: the rate never goes below this.
+        mode: "min", "max", or "auto" ("max" for accuracy-like names, else "min").
+        verbose: 1 prints a line at each reduction.
+
+    Examples:
+        >>> import numpy as np, xvae
+        >>> clf = xvae.Classifier(xvae.ClassifierSpec(input_dim=2), backend="numpy")
+        >>> cb = ReduceLROnPlateau("loss", factor=0.5, patience=0, min_delta=10.0)  # never "improves"
+        >>> _ = clf.fit(np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1]), epochs=3, batch_size=4,
+        ...             optimizer=xvae.optim.SGD(0.1), callbacks=[cb], verbose=0)
+        >>> clf.optimizer.lr
+        0.025
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, min_delta: float = 1e-4,
+                 cooldown: int = 0, min_lr: float = 0.0, mode: str = "auto", verbose: int = 0) -> None:
+        self._monitor = _Monitor("ReduceLROnPlateau", monitor, mode, min_delta)
+        self.monitor, self.mode, self.min_delta = monitor, self._monitor.mode, self._monitor.min_delta
+        f = real(factor)
+        if f is None or not 0.0 < f < 1.0:
+            raise ConfigError(f"ReduceLROnPlateau.factor must be a number in (0, 1). Received: factor={factor!r:.100}")
+        low = real(min_lr)
+        if low is None or not 0.0 <= low < math.inf:
+            raise ConfigError(f"ReduceLROnPlateau.min_lr must be a finite number >= 0. Received: min_lr={min_lr!r:.100}")
+        self.factor, self.min_lr = f, low
+        self.patience = _count("ReduceLROnPlateau", "patience", patience, 0)
+        self.cooldown = _count("ReduceLROnPlateau", "cooldown", cooldown, 0)
+        self.verbose = _count("ReduceLROnPlateau", "verbose", verbose, 0)
+        self._wait = self._cooling = 0
+
+    def on_train_begin(self, model: Any) -> None:
+        _constant_lr("ReduceLROnPlateau", model)
+        self._monitor.reset()
+        self._wait = self._cooling = 0
+
+    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        improved = self._monitor.update(epoch, logs)
+        if self._cooling > 0:
+            self._cooling -= 1
+            self._wait = 0
+        if improved:
+            self._wait = 0
+            return
+        if self._cooling > 0:
+            return
+        self._wait += 1
+        if self._wait < self.patience:  # Keras: reduce once `patience` epochs went without improvement
+            return
+        old = _constant_lr("ReduceLROnPlateau", model)
+        new = max(old * self.factor, self.min_lr)
+        if new < old:
+            _set_lr(model, new)
+            if self.verbose:
+                print(f"epoch {epoch}: ReduceLROnPlateau reduced the learning rate from {old:g} to {new:g}")
+        self._cooling, self._wait = self.cooldown, 0
+
+
+class LearningRateScheduler(Callback):
+    """Set each epoch's learning rate from `schedule(epoch, lr)`, as Keras' callback does.
+
+    `epoch` is the 1-based number of the epoch about to run, counting across resumed fits
+    (xvae's convention for every callback; Keras passes a 0-based index), and `lr` the
+    current rate. It is called at the start of each epoch, and the rate it returns applies
+    to that epoch's every step, with the optimizer's state kept. For rates that change
+    *within* an epoch, give the optimizer a schedule instead.
+
+    Args:
+        schedule: a function (epoch, lr) -> new lr, a finite number >= 0.
+        verbose: 1 prints the rate whenever it changes.
+
+    Examples:
+        >>> import numpy as np, xvae
+        >>> seen = []
+        >>> def halve_after_one(epoch, lr):
+        ...     seen.append((epoch, lr))
+        ...     return lr if epoch == 1 else lr / 2
+        >>> clf = xvae.Classifier(xvae.ClassifierSpec(input_dim=2), backend="numpy")
+        >>> _ = clf.fit(np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1]), epochs=3, batch_size=4,
+        ...             optimizer=xvae.optim.SGD(0.1), callbacks=[LearningRateScheduler(halve_after_one)], verbose=0)
+        >>> seen
+        [(1, 0.1), (2, 0.1), (3, 0.05)]
+    """
+
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0) -> None:
+        if not callable(schedule):
+            raise ConfigError(f"LearningRateScheduler.schedule must be a function (epoch, lr) -> lr. "
+                              f"Received: {schedule!r:.100}")
+        self.schedule = schedule
+        self.verbose = _count("LearningRateScheduler", "verbose", verbose, 0)
+
+    def on_train_begin(self, model: Any) -> None:
+        _constant_lr("LearningRateScheduler", model)
+
+    def on_epoch_begin(self, model: Any, epoch: int) -> None:
+        old = _constant_lr("LearningRateScheduler", model)
+        value = self.schedule(epoch, old)
+        new = real(value)
+        if new is None or not 0.0 <= new < math.inf:
+            raise ConfigError(f"LearningRateScheduler's schedule returned {value!r:.100} for epoch {epoch}; it must "
+                              "return a finite number >= 0.")
+        if new != old:
+            _set_lr(model, new)
+            if self.verbose:
+                print(f"epoch {epoch}: LearningRateScheduler set the learning rate to {new:g}")
 
 
 class ModelCheckpoint(Callback):
