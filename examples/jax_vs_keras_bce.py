@@ -52,7 +52,7 @@ def run_xvae(backend: str, x: np.ndarray, y: np.ndarray, w: dict[str, np.ndarray
     clf = xvae.Classifier(SPEC, backend=backend, seed=0)
     clf.set_weights(w)
     hist = clf.fit(x, y, epochs=STEPS, batch_size=len(x), optimizer=xvae.optim.SGD(LR), shuffle=False,
-                   progress=False)
+                   verbose=0)
     logits = clf.predict(x, logits=True)
     return {"accuracy": _accuracy(logits, y), "correct": int(round(_accuracy(logits, y) * len(y))),
             "final_loss": hist.history["loss"][-1]}

@@ -49,7 +49,7 @@ def run(backend: str, name: str, optimizer: xvae.optim.OptimizerSpec, data_dir: 
     train, test = x[:TRAIN], x[TRAIN:]
     vae = xvae.VAE(SPEC, backend=backend, seed=0)
     start = time.perf_counter()
-    hist = vae.fit(train, epochs=epochs, batch_size=BATCH, optimizer=optimizer, progress=False)
+    hist = vae.fit(train, epochs=epochs, batch_size=BATCH, optimizer=optimizer, verbose=0)
     seconds = time.perf_counter() - start
     result = vae.evaluate(test, seed=0)
     return {"backend": backend, "optimizer": name, "epochs": epochs, "train_loss": hist.history["loss"][-1],

@@ -31,7 +31,7 @@ def run(backend: str, data_dir: str | None, epochs: int = 20, steps_per_call: in
     train, test = x[:9000], x[9000:]
     vae = xvae.VAE(SPEC, backend=backend, seed=0)
     start = time.perf_counter()
-    hist = vae.fit(train, epochs=epochs, batch_size=128, optimizer=xvae.optim.Adam(1e-3), progress=False,
+    hist = vae.fit(train, epochs=epochs, batch_size=128, optimizer=xvae.optim.Adam(1e-3), verbose=0,
                    steps_per_call=steps_per_call)
     seconds = time.perf_counter() - start
     result = vae.evaluate(test, seed=0)

@@ -69,6 +69,11 @@ class Progress:
         self._bar: Any = None
         self._started = 0.0
 
+    @property
+    def live(self) -> bool:
+        """Whether per-step progress is shown (a bar): otherwise the loop skips the per-step calls."""
+        return self.level == 1
+
     def epoch_begin(self, epoch: int) -> None:
         self._started = time.perf_counter()
         if self.level == 1:

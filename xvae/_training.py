@@ -380,8 +380,8 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
             report.epoch_begin(epoch)
             logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=k,
                                     beta=betas, lr=lrs, epoch=epoch, first_step=model.step,
-                                    last_finite=last_finite, on_progress=report.advance,
-                                    on_means=report.running)
+                                    last_finite=last_finite, on_progress=report.advance if report.live else None,
+                                    on_means=report.running if report.live else None)
             last_finite = logs["loss"]
             logs["lr"] = float(lrs[-1])  # the rate of the epoch's last step
             model.step += steps
