@@ -259,6 +259,7 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     from xvae import _validate as v
 
     x, y = model._check_xy(x, y)
+    val: Any = None
     split = v.fraction(validation_split, "validation_split")
     if split and validation_data is not None:
         raise ConfigError("Pass validation_data= or validation_split=, not both. "
@@ -268,7 +269,7 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
         if cut == 0 or cut == len(x):
             raise ConfigError(f"validation_split={split} of {len(x)} examples leaves "
                               f"{cut} to train on and {len(x) - cut} to validate on; both need at least one.")
-        val: Any = (x[cut:], None if y is None else y[cut:])
+        val = (x[cut:], None if y is None else y[cut:])
         x, y = x[:cut], None if y is None else y[:cut]
     resume = v.flag(resume, "resume")
     shuffle = v.flag(shuffle, "shuffle")
@@ -283,8 +284,6 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
                       f"using batch_size={len(x)}.", stacklevel=4)
     k = v.positive_int(steps_per_call, "steps_per_call")
     v.choice(binarize, "binarize", (None, "static", "dynamic"))
-    if not split:
-        val = None
     if validation_data is not None:
         if isinstance(validation_data, tuple):
             if len(validation_data) != 2:

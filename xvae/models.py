@@ -339,12 +339,9 @@ class VAE(Model):
         if y is not None:
             where = "drop the y argument" if name == "x" else "pass validation_data=x_val, not (x_val, y_val)"
             raise ConfigError(f"A VAE trains and validates on x alone: {where} (labels are unused).")
-        return self._inputs(x, name), None
-
-    def _inputs(self, x: Any, name: str = "x") -> NDArray[np.float32]:
-        """x checked for shape, finiteness and the decoder likelihood's range (fit, evaluate)."""
+        # shape, finiteness, and the range the decoder's likelihood can score (Bernoulli: [0, 1])
         return _validate.features(x, self.spec.input_dim, name,  # type: ignore[union-attr]
-                                  likelihood=self.spec.decoder.likelihood)  # type: ignore[union-attr]
+                                  likelihood=self.spec.decoder.likelihood), None  # type: ignore[union-attr]
 
     def fit(self, x: Any, y: None = None, *, epochs: int = 1, batch_size: int = 128,
             optimizer: OptimizerSpec | None = None, seed: int | None = None, shuffle: bool = True,
