@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["integer", "real"]
+__all__ = ["PlainNumbers", "integer", "plain", "real"]
 
 
 def integer(value: Any) -> int | None:
@@ -42,3 +42,47 @@ def real(value: Any) -> float | None:
         return float(value)
     except OverflowError:  # an int beyond float64
         return None
+
+
+def plain(value: Any) -> Any:
+    """NumPy scalars (also inside tuples) as the Python bool / int / float they stand for."""
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return real(value)
+    return value
+
+
+class PlainNumbers:
+    """Mixin for frozen dataclass specs (optimizers, schedules): NumPy scalars are stored as Python numbers.
+
+    After a subclass's own `__post_init__` has validated its fields (its checks accept NumPy
+    scalars through `real` / `integer`), every field holding a NumPy scalar is replaced by
+    the Python number, so the spec equals the one built from Python numbers and `to_dict`
+    is JSON-ready. Subclasses need not call anything.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is not None and not getattr(own, "_stores_plain_numbers", False):
+            def __post_init__(self: Any) -> None:
+                own(self)
+                self._store_plain_numbers()
+
+            __post_init__._stores_plain_numbers = True  # type: ignore[attr-defined]
+            cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+
+    def __post_init__(self) -> None:
+        self._store_plain_numbers()
+
+    def _store_plain_numbers(self) -> None:
+        for name in getattr(self, "__dataclass_fields__", {}):
+            value = getattr(self, name)
+            converted = plain(value)
+            if converted is not value:
+                object.__setattr__(self, name, converted)

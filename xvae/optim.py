@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
 
 from xvae._errors import ConfigError, SpecError
-from xvae._numbers import integer, real
+from xvae._numbers import PlainNumbers, real
 from xvae.naming import STEP, slot_name
 from xvae.schedules import Schedule, schedule_from_dict
 
@@ -82,20 +82,6 @@ def _check(owner: str, name: str, value: Any, low: float, high: float | None = N
     return number
 
 
-def _plain_numbers(spec: Any) -> None:
-    """Store a validated spec's NumPy scalars as Python numbers (JSON-ready, == the Python-built spec)."""
-    for field in fields(spec):
-        value = getattr(spec, field.name)
-        if isinstance(value, np.generic):
-            if isinstance(value, np.bool_):
-                plain: Any = bool(value)
-            elif field.type in ("float", float):
-                plain = real(value)
-            else:
-                plain = integer(value) if integer(value) is not None else real(value)
-            object.__setattr__(spec, field.name, plain)
-
-
 def _check_lr(owner: str, value: Any) -> None:
     if isinstance(value, Schedule):
         return
@@ -115,7 +101,7 @@ def _check_clip(owner: str, value: Any) -> None:
                             f"Received: clip_norm={value!r:.100}")
 
 
-class OptimizerSpec:
+class OptimizerSpec(PlainNumbers):
     """Base of optimizer specs. `slots` names the per-weight state arrays.
 
     Specs are frozen dataclasses: they say *which* equations to run; each backend runs
@@ -128,18 +114,6 @@ class OptimizerSpec:
     slots: ClassVar[tuple[str, ...]]
     lr: float | Schedule
     clip_norm: float | None
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Each spec's own __post_init__ checks its numbers (`_check` accepts NumPy scalars);
-        # afterwards they are stored as Python numbers, so every spec holds plain values.
-        super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("__post_init__")
-        if own is not None:
-            def __post_init__(self: Any) -> None:
-                own(self)
-                _plain_numbers(self)
-
-            cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready data with its "kind"; `optimizer_from_dict` rebuilds it."""

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xvae._errors import SpecError
+from xvae._numbers import PlainNumbers
 
 __all__ = ["Schedule", "Constant", "LinearWarmup", "CosineDecay", "ExponentialDecay",
            "PiecewiseConstant", "schedule_from_dict", "SCHEDULES"]
@@ -59,7 +60,7 @@ def _steps(owner: str, name: str, value: Any, low: int = 0) -> int:
     return int(value)
 
 
-class Schedule:
+class Schedule(PlainNumbers):
     """Base of schedules: `evaluate(steps)` maps float64 steps to float64 values.
 
     Subclasses are frozen dataclasses; `__call__` accepts an int (-> float) or an integer

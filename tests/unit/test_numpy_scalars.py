@@ -66,3 +66,17 @@ def test_fit_callbacks_and_plots_take_numpy_scalars(tmp_path):
 
     plots.image_grid(X, tmp_path / "grid.png", cols=np.int64(2), image_shape=(2, 2))
     assert (tmp_path / "grid.png").is_file()
+
+
+def test_schedules_adamw_and_clip_norm_take_numpy_scalars_and_store_python_numbers():
+    from xvae.schedules import CosineDecay, PiecewiseConstant
+
+    cosine = CosineDecay(peak=np.float32(1e-3), decay_steps=np.int64(100))
+    piecewise = PiecewiseConstant(boundaries=(np.int64(10),), values=(np.float32(0.1), np.float64(0.01)))
+    assert cosine == CosineDecay(peak=1e-3, decay_steps=100)
+    assert piecewise == PiecewiseConstant(boundaries=(10,), values=(0.1, 0.01))
+    adamw = xvae.optim.AdamW(cosine, weight_decay=np.float32(1e-4), clip_norm=np.float32(1.0))
+    assert adamw == xvae.optim.AdamW(CosineDecay(peak=1e-3, decay_steps=100), weight_decay=1e-4, clip_norm=1.0)
+    text = json.dumps(adamw.to_dict())  # a NumPy scalar anywhere would make this raise
+    assert xvae.optim.optimizer_from_dict(json.loads(text)) == adamw
+    assert type(piecewise.values[0]) is float and type(piecewise.boundaries[0]) is int
