@@ -8,7 +8,7 @@ separates "float32 rounding" from "wrong formula" when a tolerance is justified.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +27,9 @@ from xvae.backend import (
     Weights,
     check_batch,
 )
-from xvae.naming import STEP, Dense, dense_layers
+from xvae.layers import Placed
+from xvae.layers.activations import ACTIVATIONS
+from xvae.naming import LOG_SIGMA, STEP, towers
 from xvae.optim import STEP_DTYPE, OptimizerSpec, step_count
 
 __all__ = ["ReferenceBackend", "ReferenceProgram", "ACTIVATIONS"]
@@ -39,50 +41,30 @@ def _sigmoid(x: Array) -> Array:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def _erf(x: Array) -> Array:
-    from scipy.special import erf  # scipy ships with scikit-learn, a core dependency
-
-    return erf(x)
+def _params(placed: Placed, w: dict[str, Array]) -> dict[str, Array]:
+    return {p: w[f"{placed.name}.{p}"] for p in placed.param_shapes()}
 
 
-def _gelu(x: Array) -> tuple[Array, Array]:
-    cdf = 0.5 * (1.0 + _erf(x / np.sqrt(2.0)))
-    return x * cdf, cdf + x * np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
-
-
-#: activation name -> x -> (f(x), f'(x))
-ACTIVATIONS: dict[str, Callable[[Array], tuple[Array, Array]]] = {
-    "linear": lambda x: (x, np.ones_like(x)),
-    "relu": lambda x: (np.maximum(x, 0.0), (x > 0).astype(x.dtype)),
-    "tanh": lambda x: (np.tanh(x), 1.0 - np.tanh(x) ** 2),
-    "sigmoid": lambda x: (_sigmoid(x), _sigmoid(x) * (1.0 - _sigmoid(x))),
-    "elu": lambda x: (np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
-                      np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0)))),
-    "gelu": _gelu,
-    "softplus": lambda x: (np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x))), _sigmoid(x)),
-    "leaky_relu": lambda x: (np.where(x > 0, x, 0.01 * x), np.where(x > 0, 1.0, 0.01)),
-}
-
-
-def _forward(tower: list[Dense], w: dict[str, Array], x: Array) -> tuple[Array, list[tuple[Array, Array]]]:
-    """Run dense layers; the cache holds (layer input, activation derivative) per layer."""
+def _forward(tower: list[Placed], w: dict[str, Array], x: Array,
+             dropout: Array | None = None) -> tuple[Array, list[Any]]:
+    """Run a tower of placed layers; the cache holds each layer's own cache."""
     cache = []
-    for layer in tower:
-        pre = x @ w[f"{layer.name}.kernel"] + w[f"{layer.name}.bias"]
-        out, deriv = ACTIVATIONS[layer.activation](pre)
-        cache.append((x, deriv))
-        x = out
+    for placed in tower:
+        mask = None
+        if placed.masks is not None and dropout is not None:
+            mask = dropout[:, placed.masks[0]:placed.masks[1]]
+        x, c = placed.layer.forward(_params(placed, w), x, mask)
+        cache.append(c)
     return x, cache
 
 
-def _backward(tower: list[Dense], w: dict[str, Array], cache: list[tuple[Array, Array]],
+def _backward(tower: list[Placed], w: dict[str, Array], cache: list[Any],
               dout: Array, grads: dict[str, Array]) -> Array:
     """Backprop dL/d(output) through the tower, accumulating into `grads`; returns dL/d(input)."""
-    for layer, (x, deriv) in zip(reversed(tower), reversed(cache)):
-        dpre = dout * deriv
-        grads[f"{layer.name}.kernel"] = x.T @ dpre
-        grads[f"{layer.name}.bias"] = dpre.sum(axis=0)
-        dout = dpre @ w[f"{layer.name}.kernel"].T
+    for placed, c in zip(reversed(tower), reversed(cache)):
+        dout, g = placed.layer.backward(_params(placed, w), c, dout)
+        for p, v in g.items():
+            grads[f"{placed.name}.{p}"] = v
     return dout
 
 
@@ -93,7 +75,7 @@ class ReferenceProgram(Program):
         self.spec = spec
         self.optimizer = optimizer
         self.dtype = np.dtype(dtype)
-        self.towers = dense_layers(spec)
+        self.towers = towers(spec)
         self.kind = "vae" if isinstance(spec, VAESpec) else "classifier"
         self.weights: dict[str, Array] = {}
         self.opt_state: dict[str, Array] = {}
@@ -114,12 +96,12 @@ class ReferenceProgram(Program):
         return f32(self.weights), f32(self.opt_state)
 
     # -- inference ---------------------------------------------------------------------
-    def _encode(self, x: Array) -> tuple[Array, Array, Array, list[Any]]:
-        h, cache = _forward(self.towers["encoder"], self.weights, x)
+    def _encode(self, x: Array) -> tuple[Array, Array]:
+        h, _ = _forward(self.towers["encoder"], self.weights, x)
         mean_layer, logvar_layer = self.towers["heads"]
-        mean = h @ self.weights[f"{mean_layer.name}.kernel"] + self.weights[f"{mean_layer.name}.bias"]
-        logvar = h @ self.weights[f"{logvar_layer.name}.kernel"] + self.weights[f"{logvar_layer.name}.bias"]
-        return mean, logvar, h, cache
+        mean = mean_layer.layer.forward(_params(mean_layer, self.weights), h)[0]
+        logvar = logvar_layer.layer.forward(_params(logvar_layer, self.weights), h)[0]
+        return mean, logvar
 
     def run(self, fn: str, **inputs: Array) -> dict[str, NDArray[np.float32]]:
         if fn not in FUNCTIONS[self.kind]:
@@ -127,7 +109,7 @@ class ReferenceProgram(Program):
                 f"Unknown function {fn!r} for a {self.kind}. Known: {', '.join(FUNCTIONS[self.kind])}."
             )
         if fn == "encode":
-            mean, logvar, _, _ = self._encode(np.asarray(inputs["x"], self.dtype))
+            mean, logvar = self._encode(np.asarray(inputs["x"], self.dtype))
             out = {"mean": mean, "logvar": logvar}
         elif fn == "decode":
             out = {"logits": _forward(self.towers["decoder"], self.weights, np.asarray(inputs["z"], self.dtype))[0]}
@@ -144,7 +126,7 @@ class ReferenceProgram(Program):
         grads: dict[str, Array] = {}
         if self.kind == "vae":
             return self._vae(x, batch, wts, grads, need_grads)
-        logits, cache = _forward(self.towers["classify"], self.weights, x)
+        logits, cache = _forward(self.towers["classify"], self.weights, x, self._dropout(batch))
         if self.spec.outputs == 1:  # type: ignore[union-attr]
             y = np.asarray(batch["y"], self.dtype).reshape(-1)
             per = L.binary_cross_entropy(logits[:, 0], y)
@@ -163,28 +145,58 @@ class ReferenceProgram(Program):
             _backward(self.towers["classify"], self.weights, cache, dlogits.astype(self.dtype), grads)
         return metrics, grads
 
+    def _dropout(self, batch: Batch) -> Array | None:
+        return None if batch.get("dropout") is None else np.asarray(batch["dropout"], self.dtype)
+
+    def _log_sigma(self) -> Array:
+        """log sigma of a Gaussian decoder, broadcastable to flat (n, output_dim) rows."""
+        dec = self.spec.decoder  # type: ignore[union-attr]
+        if LOG_SIGMA in self.weights:
+            return self.weights[LOG_SIGMA].reshape(1, -1)
+        return np.asarray(np.log(dec.sigma) if dec.likelihood == "gaussian" else 0.0, self.dtype)
+
     def _vae(self, x: Array, batch: Batch, wts: Array, grads: dict[str, Array],
              need_grads: bool) -> tuple[dict[str, float], dict[str, Array]]:
         beta = float(np.asarray(batch["beta"]))
         eps = np.asarray(batch["noise"], self.dtype)
-        mean, logvar, h, enc_cache = self._encode(x)
+        dropout = self._dropout(batch)
+        h, enc_cache = _forward(self.towers["encoder"], self.weights, x, dropout)
+        mean_layer, logvar_layer = self.towers["heads"]
+        mean, mean_cache = mean_layer.layer.forward(_params(mean_layer, self.weights), h)
+        logvar, logvar_cache = logvar_layer.layer.forward(_params(logvar_layer, self.weights), h)
         std = np.exp(0.5 * logvar)
         z = mean + std * eps
-        logits, dec_cache = _forward(self.towers["decoder"], self.weights, z)
-        loss, recon, kl = L.negative_elbo(logits, x, mean, logvar, beta)
+        out, dec_cache = _forward(self.towers["decoder"], self.weights, z, dropout)
+        likelihood = self.spec.decoder.likelihood  # type: ignore[union-attr]
+        log_sigma = self._log_sigma()
+        recon = L.reconstruction_nll(likelihood, out, x, log_sigma)
+        kl = L.kl_divergence(mean, logvar)
+        loss = recon + beta * kl
         metrics = {name: float(np.sum(wts * v)) for name, v in
                    (("loss", loss), ("reconstruction", recon), ("kl", kl))}
         if not need_grads:
             return metrics, grads
-        dlogits = ((_sigmoid(logits) - x) * wts[:, None]).astype(self.dtype)
-        dz = _backward(self.towers["decoder"], self.weights, dec_cache, dlogits, grads)
+        if likelihood == "gaussian":
+            inv_var = np.exp(-2.0 * log_sigma)
+            dout = (out - x) * inv_var
+            if LOG_SIGMA in self.weights:
+                dls = (1.0 - (x - out) ** 2 * inv_var) * wts[:, None]
+                shape = self.weights[LOG_SIGMA].shape
+                grads[LOG_SIGMA] = (dls.sum() * np.ones(shape) if shape == (1,)
+                                    else dls.sum(axis=0).reshape(shape))
+        elif likelihood == "continuous_bernoulli":
+            dout = _sigmoid(out) - x - L._cb_log_norm_grad(out)
+        else:
+            dout = _sigmoid(out) - x
+        dout = (dout * wts[:, None]).astype(self.dtype)
+        dz = _backward(self.towers["decoder"], self.weights, dec_cache, dout, grads)
         dmean = dz + beta * wts[:, None] * mean
         dlogvar = dz * 0.5 * std * eps + beta * wts[:, None] * 0.5 * (np.exp(logvar) - 1.0)
         dh = np.zeros_like(h)
-        for layer, d in zip(self.towers["heads"], (dmean, dlogvar)):
-            grads[f"{layer.name}.kernel"] = h.T @ d
-            grads[f"{layer.name}.bias"] = d.sum(axis=0)
-            dh += d @ self.weights[f"{layer.name}.kernel"].T
+        for placed, cache, d in ((mean_layer, mean_cache, dmean), (logvar_layer, logvar_cache, dlogvar)):
+            dx, g = placed.layer.backward(_params(placed, self.weights), cache, d)
+            grads.update({f"{placed.name}.{p}": v for p, v in g.items()})
+            dh += dx
         _backward(self.towers["encoder"], self.weights, enc_cache, dh, grads)
         return metrics, grads
 

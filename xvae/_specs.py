@@ -7,15 +7,20 @@ heads and output layers are linear: they emit logits, means and log-variances.
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
 from xvae._errors import SpecError
 from xvae._numbers import integer, real
+from xvae.layers import Dense, Layer, Placed, layer_from_dict, place
+from xvae.layers.activations import NAMES as ACTIVATIONS
 
 __all__ = [
     "ACTIVATIONS",
+    "LIKELIHOODS",
     "EncoderSpec",
     "DecoderSpec",
     "VAESpec",
@@ -25,8 +30,8 @@ __all__ = [
     "spec_from_json",
 ]
 
-#: Hidden-layer activations every backend implements, by name.
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "leaky_relu", "linear")
+#: Decoder likelihoods (DecoderSpec.likelihood); xvae.losses has each one's float64 reference.
+LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
 
 
 def _positive_int(owner: str, name: str, value: Any) -> int:
@@ -91,64 +96,233 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-@dataclass(frozen=True)
+def _shape(owner: str, name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    try:
+        dims = tuple(value)
+    except TypeError:
+        dims = ()
+    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        raise SpecError(f"{owner}.{name} must be a tuple of positive ints such as (28, 28, 1). "
+                        f"Received: {name}={value!r}")
+    return dims
+
+
+def _layers(owner: str, value: Any) -> tuple[Layer, ...]:
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise SpecError(f"{owner}.layers must be a list of layer specs such as [Dense(500, 'relu')]. "
+                        f"Received: layers={value!r:.200}")
+    return tuple(layer_from_dict(layer) for layer in value)
+
+
+def _input_shape(owner: str, input_dim: Any, input_shape: Any, name: str = "input") -> tuple[int, ...]:
+    if input_dim is not None and input_shape is not None:
+        raise SpecError(f"{owner} takes {name}_dim= or {name}_shape=, not both. "
+                        f"Received: {name}_dim={input_dim!r}, {name}_shape={input_shape!r}")
+    if input_shape is not None:
+        return _shape(owner, f"{name}_shape", input_shape)
+    if input_dim is None:
+        raise SpecError(f"{owner} needs {name}_dim= (flat rows) or {name}_shape= (e.g. (28, 28, 1)).")
+    return (_positive_int(owner, f"{name}_dim", input_dim),)
+
+
+def _stack(owner: str, hidden: Any, activation: Any, layers: Any) -> tuple[tuple[int, ...], str, Any]:
+    """(hidden, activation, layers): the Dense shorthand or an explicit layer list, not both."""
+    widths = _hidden(owner, hidden)
+    _activation(owner, activation)
+    if layers is None:
+        return widths, activation, None
+    if widths or activation != "relu":
+        raise SpecError(f"{owner} takes hidden=/activation= (the Dense shorthand) or layers=, not both. "
+                        f"Received: hidden={hidden!r}, activation={activation!r}, layers=[...]")
+    return (), "relu", _layers(owner, layers)
+
+
+def _shaped_dict(spec: Any, shape_field: str, shape: tuple[int, ...], dim_field: str) -> dict[str, Any]:
+    """to_dict of a tower spec: the pre-layers format (dim + hidden + activation) for the
+    shorthand on flat rows, so every checkpoint written before layers existed reads back equal."""
+    out: dict[str, Any] = {"kind": spec.kind}
+    if len(shape) == 1:
+        out[dim_field] = shape[0]
+    else:
+        out[shape_field] = list(shape)
+    if spec.layers is None:
+        out.update(hidden=list(spec.hidden), activation=spec.activation)
+    else:
+        out["layers"] = [layer.to_dict() for layer in spec.layers]
+    return out
+
+
+def _tower_rows(spec: Any, rows: list[tuple[str, str, tuple[int, ...], int]]) -> str:
+    width = max([len(r[1]) for r in rows] + [10])
+    lines = [f"{'name':<20} {'layer':<{width}} {'output shape':<16} params"]
+    for name, label, shape, count in rows:
+        lines.append(f"{name:<20} {label:<{width}} {str(shape):<16} {count:,}")
+    lines.append(f"total params: {sum(r[3] for r in rows):,}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, init=False)
 class EncoderSpec(_Spec):
-    """x (n, input_dim) -> hidden MLP -> two linear heads: mean and logvar, each (n, latents).
+    """x -> a tower of layers -> two linear heads: mean and logvar, each (n, latents).
+
+    Either the Dense shorthand (`input_dim=, hidden=, activation=`) or an explicit
+    `layers=[...]` list of `xvae.layers` specs on `input_shape=` (images are
+    (height, width, channels)); the tower must end in flat rows (put `Flatten()` last).
+    Shapes are checked here: a layer that cannot take its input raises SpecError naming
+    its index, type and shapes.
 
     Attributes:
-        input_dim: width of the input rows x, a positive int.
+        input_shape: shape of one example, e.g. (784,) or (28, 28, 1).
         latents: width of z, a positive int; both heads are (n, latents) float32.
-        hidden: widths of the hidden layers, e.g. (500,); () for none.
-        activation: hidden-layer activation, one of `ACTIVATIONS` ("relu" by default).
+        hidden: shorthand: widths of Dense hidden layers, e.g. (500,); () for none.
+        activation: shorthand: hidden-layer activation, one of `ACTIVATIONS` ("relu").
+        layers: the explicit tower (a tuple of layer specs), or None for the shorthand.
 
     Examples:
         >>> EncoderSpec(input_dim=784, latents=20, hidden=(500,)).to_dict()["hidden"]
         [500]
+        >>> from xvae.layers import Conv2D, Flatten
+        >>> EncoderSpec(input_shape=(8, 8, 1), layers=[Conv2D(4, 3, stride=2), Flatten()], latents=2).input_dim
+        64
     """
 
     kind: ClassVar[str] = "encoder"
-    input_dim: int
+    input_shape: tuple[int, ...]
     latents: int
-    hidden: tuple[int, ...] = ()
-    activation: str = "relu"
+    hidden: tuple[int, ...]
+    activation: str
+    layers: tuple[Layer, ...] | None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "input_dim", _positive_int("EncoderSpec", "input_dim", self.input_dim))
-        object.__setattr__(self, "latents", _positive_int("EncoderSpec", "latents", self.latents))
-        object.__setattr__(self, "hidden", _hidden("EncoderSpec", self.hidden))
-        _activation("EncoderSpec", self.activation)
+    def __init__(self, input_dim: int | None = None, latents: int | None = None, hidden: Any = (),
+                 activation: str = "relu", *, input_shape: Any = None, layers: Any = None) -> None:
+        shape = _input_shape("EncoderSpec", input_dim, input_shape)
+        _positive_int("EncoderSpec", "latents", latents)
+        hidden, activation, layers = _stack("EncoderSpec", hidden, activation, layers)
+        for name, value in (("input_shape", shape), ("latents", latents), ("hidden", hidden),
+                            ("activation", activation), ("layers", layers)):
+            object.__setattr__(self, name, value)
+        trunk = self.placed()
+        if trunk and len(trunk[-1].output_shape) != 1:
+            raise SpecError(f"EncoderSpec.layers must end in flat rows for the mean/logvar heads: the last "
+                            f"layer ({type(trunk[-1].layer).__name__}) outputs {trunk[-1].output_shape}. "
+                            "Add Flatten() at the end.")
+
+    @property
+    def input_dim(self) -> int:
+        """Values per example: the product of `input_shape`."""
+        return math.prod(self.input_shape)
+
+    def placed(self, prefix: str = "") -> list[Placed]:
+        """The trunk's layers with names (`{prefix}layers.{i}`) and inferred shapes."""
+        return _placed("EncoderSpec", prefix, self.input_shape, self.hidden, self.activation, self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _shaped_dict(self, "input_shape", self.input_shape, "input_dim")
+        out["latents"] = self.latents
+        return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DecoderSpec(_Spec):
-    """z (n, latents) -> hidden MLP -> linear output: Bernoulli logits (n, output_dim).
+    """z (n, latents) -> a tower of layers -> the likelihood's parameters (n, output_dim).
+
+    The shorthand (`output_dim=, hidden=, activation=`) ends in a linear Dense named
+    `decoder.output`; with `layers=[...]` the last layer *is* the output and must produce
+    `output_shape` (e.g. a linear `Conv2DTranspose(1, 3)` for (28, 28, 1) logits).
 
     Attributes:
         latents: width of z, a positive int.
-        output_dim: width of the reconstruction (the encoder's input_dim in a VAE).
-        hidden: widths of the hidden layers, e.g. (500,); () for none.
-        activation: hidden-layer activation, one of `ACTIVATIONS` ("relu" by default).
-        likelihood: "bernoulli", the only one: the output layer emits logits, float32
-            (n, output_dim), and the loss is the stable binary cross-entropy on them.
+        output_shape: shape of one reconstruction (the encoder's input_shape in a VAE).
+        hidden: shorthand: widths of Dense hidden layers; () for none.
+        activation: shorthand: hidden-layer activation ("relu").
+        layers: the explicit tower, or None for the shorthand.
+        likelihood: "bernoulli" (logits; BCE), "gaussian" (the output is the mean) or
+            "continuous_bernoulli" (logits of the continuous Bernoulli, for [0, 1] grey levels).
+        sigma: "gaussian" only: a fixed standard deviation (a number > 0, default 1.0),
+            "learned" (one global `decoder.log_sigma` of shape (1,)) or "learned_per_output"
+            (`decoder.log_sigma` of the output shape); learned scales start at sigma = 1.
     """
 
     kind: ClassVar[str] = "decoder"
     latents: int
-    output_dim: int
-    hidden: tuple[int, ...] = ()
-    activation: str = "relu"
-    likelihood: str = "bernoulli"
+    output_shape: tuple[int, ...]
+    hidden: tuple[int, ...]
+    activation: str
+    likelihood: str
+    layers: tuple[Layer, ...] | None
+    sigma: float | str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "latents", _positive_int("DecoderSpec", "latents", self.latents))
-        object.__setattr__(self, "output_dim", _positive_int("DecoderSpec", "output_dim", self.output_dim))
-        object.__setattr__(self, "hidden", _hidden("DecoderSpec", self.hidden))
-        _activation("DecoderSpec", self.activation)
-        if self.likelihood != "bernoulli":
-            raise SpecError(
-                "DecoderSpec.likelihood must be 'bernoulli' (the only likelihood implemented). "
-                f"Received: likelihood={self.likelihood!r}"
-            )
+    def __init__(self, latents: int | None = None, output_dim: int | None = None, hidden: Any = (),
+                 activation: str = "relu", likelihood: str = "bernoulli", *, output_shape: Any = None,
+                 layers: Any = None, sigma: Any = 1.0) -> None:
+        _positive_int("DecoderSpec", "latents", latents)
+        shape = _input_shape("DecoderSpec", output_dim, output_shape, name="output")
+        hidden, activation, layers = _stack("DecoderSpec", hidden, activation, layers)
+        if likelihood not in LIKELIHOODS:
+            raise SpecError(f"DecoderSpec.likelihood must be one of {', '.join(LIKELIHOODS)}. "
+                            f"Received: likelihood={likelihood!r}")
+        if isinstance(sigma, str):
+            if sigma not in ("learned", "learned_per_output"):
+                raise SpecError('DecoderSpec.sigma must be a number > 0, "learned" or "learned_per_output". '
+                                f"Received: sigma={sigma!r}")
+        elif isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < float("inf"):
+            raise SpecError(f"DecoderSpec.sigma must be a number > 0, \"learned\" or \"learned_per_output\". "
+                            f"Received: sigma={sigma!r}")
+        else:
+            sigma = float(sigma)
+        if likelihood != "gaussian" and sigma != 1.0:
+            raise SpecError(f'DecoderSpec.sigma applies to likelihood="gaussian" only. Received: '
+                            f"likelihood={likelihood!r}, sigma={sigma!r}")
+        for name, value in (("latents", latents), ("output_shape", shape), ("hidden", hidden),
+                            ("activation", activation), ("likelihood", likelihood), ("layers", layers),
+                            ("sigma", sigma)):
+            object.__setattr__(self, name, value)
+        body = self.placed()
+        if layers is not None:
+            got = body[-1].output_shape if body else (latents,)
+            if got != shape:
+                last = f"the last layer ({type(body[-1].layer).__name__}, index {len(body) - 1})" if body else "z"
+                raise SpecError(f"DecoderSpec.layers must end in the output shape {shape}: {last} outputs {got}.")
+
+    @property
+    def output_dim(self) -> int:
+        """Values per reconstruction: the product of `output_shape`."""
+        return math.prod(self.output_shape)
+
+    def placed(self, prefix: str = "") -> list[Placed]:
+        """The decoder's layers, the shorthand's `output` Dense included."""
+        body = _placed("DecoderSpec", prefix, (self.latents,), self.hidden, self.activation, self.layers)
+        if self.layers is None:
+            width = body[-1].output_shape if body else (self.latents,)
+            body.append(Placed(f"{prefix}output", Dense(self.output_dim), width, (self.output_dim,)))
+        return body
+
+    def log_sigma_shape(self) -> tuple[int, ...] | None:
+        """The shape of the learned `decoder.log_sigma`, or None when sigma is not learned."""
+        if self.sigma == "learned":
+            return (1,)
+        if self.sigma == "learned_per_output":
+            return self.output_shape
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _shaped_dict(self, "output_shape", self.output_shape, "output_dim")
+        out.update(latents=self.latents, likelihood=self.likelihood)
+        if self.likelihood == "gaussian":
+            out["sigma"] = self.sigma
+        return out
+
+
+def _placed(owner: str, prefix: str, shape: tuple[int, ...], hidden: tuple[int, ...], activation: str,
+            layers: tuple[Layer, ...] | None) -> list[Placed]:
+    if layers is None:  # the shorthand: Dense layers on flat rows, whatever the example's shape
+        stack: tuple[Layer, ...] = tuple(Dense(w, activation) for w in hidden)
+        shape = (math.prod(shape),)
+    else:
+        stack = layers
+    return place(owner, shape, stack, [f"{prefix}layers.{i}" for i in range(len(stack))])
 
 
 @dataclass(frozen=True, init=False)
@@ -222,10 +396,12 @@ class VAESpec(_Spec):
                 "VAESpec.decoder.latents must equal VAESpec.encoder.latents. "
                 f"Received: encoder.latents={encoder.latents}, decoder.latents={decoder.latents}"
             )
-        if encoder.input_dim != decoder.output_dim:
+        if (encoder.input_dim != decoder.output_dim
+                or (len(encoder.input_shape) > 1 and len(decoder.output_shape) > 1
+                    and encoder.input_shape != decoder.output_shape)):
             raise SpecError(
                 "VAESpec.decoder.output_dim must equal VAESpec.encoder.input_dim (it reconstructs "
-                f"x). Received: input_dim={encoder.input_dim}, output_dim={decoder.output_dim}"
+                f"x). Received: encoder input shape {encoder.input_shape}, decoder output shape {decoder.output_shape}"
             )
         number = real(beta)
         if number is None or not 0 <= number < float("inf"):
@@ -244,19 +420,45 @@ class VAESpec(_Spec):
         """The width of z: `encoder.latents`."""
         return self.encoder.latents
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example: `encoder.input_shape`."""
+        return self.encoder.input_shape
 
-@dataclass(frozen=True)
+    def describe(self) -> str:
+        """A Keras-summary-like table: every layer with its output shape and parameter count.
+
+        Examples:
+            >>> print(VAESpec(input_dim=4, hidden=(3,), latents=2).describe().splitlines()[1])
+            encoder.layers.0     Dense(3, relu) (3,)             15
+        """
+        rows = _rows(self.encoder.placed("encoder."))
+        width = rows[-1][2] if rows else (self.encoder.input_dim,)
+        for head in ("mean", "logvar"):
+            rows.append((f"encoder.{head}", f"Dense({self.latents})", (self.latents,),
+                         (width[0] + 1) * self.latents))
+        rows += _rows(self.decoder.placed("decoder."))
+        sigma = self.decoder.log_sigma_shape()
+        if sigma is not None:
+            rows.append(("decoder.log_sigma", "log sigma", sigma, math.prod(sigma)))
+        return _tower_rows(self, rows)
+
+
+@dataclass(frozen=True, init=False)
 class ClassifierSpec(_Spec):
-    """x (n, input_dim) -> hidden MLP -> linear output logits (n, outputs).
+    """x -> a tower of layers -> logits (n, outputs).
 
     outputs=1 is a binary classifier (sigmoid / binary cross-entropy on the logit);
-    outputs>1 is a softmax classifier (categorical cross-entropy on the logits).
+    outputs>1 is a softmax classifier (categorical cross-entropy on the logits). The
+    shorthand (`input_dim=, hidden=, activation=`) ends in a linear Dense named `output`;
+    with `layers=[...]` the last layer *is* the output and must produce (outputs,).
 
     Attributes:
-        input_dim: width of the input rows x, a positive int.
-        hidden: widths of the hidden layers, e.g. (1000,); () for logistic regression.
+        input_shape: shape of one example, e.g. (784,) or (28, 28, 1).
+        hidden: shorthand: widths of Dense hidden layers, e.g. (1000,); () for logistic regression.
         outputs: number of logits: 1 (binary, labels 0/1) or the number of classes.
-        activation: hidden-layer activation, one of `ACTIVATIONS` ("relu" by default).
+        activation: shorthand: hidden-layer activation, one of `ACTIVATIONS` ("relu").
+        layers: the explicit tower, or None for the shorthand.
 
     Examples:
         >>> ClassifierSpec(input_dim=784, hidden=(1000,)).outputs
@@ -264,16 +466,54 @@ class ClassifierSpec(_Spec):
     """
 
     kind: ClassVar[str] = "classifier"
-    input_dim: int
-    hidden: tuple[int, ...] = ()
-    outputs: int = 1
-    activation: str = "relu"
+    input_shape: tuple[int, ...]
+    hidden: tuple[int, ...]
+    outputs: int
+    activation: str
+    layers: tuple[Layer, ...] | None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "input_dim", _positive_int("ClassifierSpec", "input_dim", self.input_dim))
-        object.__setattr__(self, "hidden", _hidden("ClassifierSpec", self.hidden))
-        object.__setattr__(self, "outputs", _positive_int("ClassifierSpec", "outputs", self.outputs))
-        _activation("ClassifierSpec", self.activation)
+    def __init__(self, input_dim: int | None = None, hidden: Any = (), outputs: int = 1,
+                 activation: str = "relu", *, input_shape: Any = None, layers: Any = None) -> None:
+        shape = _input_shape("ClassifierSpec", input_dim, input_shape)
+        _positive_int("ClassifierSpec", "outputs", outputs)
+        hidden, activation, layers = _stack("ClassifierSpec", hidden, activation, layers)
+        for name, value in (("input_shape", shape), ("hidden", hidden), ("outputs", outputs),
+                            ("activation", activation), ("layers", layers)):
+            object.__setattr__(self, name, value)
+        tower = self.placed()
+        if layers is not None:
+            got = tower[-1].output_shape if tower else shape
+            if got != (outputs,):
+                last = (f"the last layer ({type(tower[-1].layer).__name__}, index {len(tower) - 1})"
+                        if tower else "the input")
+                raise SpecError(f"ClassifierSpec.layers must end in ({outputs},) logits (outputs={outputs}): "
+                                f"{last} outputs {got}. End with Dense({outputs}).")
+
+    @property
+    def input_dim(self) -> int:
+        """Values per example: the product of `input_shape`."""
+        return math.prod(self.input_shape)
+
+    def placed(self, prefix: str = "") -> list[Placed]:
+        """The layers with names and inferred shapes, the shorthand's `output` Dense included."""
+        tower = _placed("ClassifierSpec", prefix, self.input_shape, self.hidden, self.activation, self.layers)
+        if self.layers is None:
+            width = tower[-1].output_shape if tower else (self.input_dim,)
+            tower.append(Placed(f"{prefix}output", Dense(self.outputs), width, (self.outputs,)))
+        return tower
+
+    def to_dict(self) -> dict[str, Any]:
+        out = _shaped_dict(self, "input_shape", self.input_shape, "input_dim")
+        out["outputs"] = self.outputs
+        return out
+
+    def describe(self) -> str:
+        """A Keras-summary-like table: every layer with its output shape and parameter count."""
+        return _tower_rows(self, _rows(self.placed()))
+
+
+def _rows(placed: list[Placed]) -> list[tuple[str, str, tuple[int, ...], int]]:
+    return [(p.name, p.layer.describe(), p.output_shape, p.layer.count_params(p.input_shape)) for p in placed]
 
 
 ModelSpec = Union[VAESpec, ClassifierSpec]
@@ -285,14 +525,16 @@ _KINDS: dict[str, type[_Spec]] = {
 
 def _from_fields(cls: type[Any], data: dict[str, Any]) -> Any:
     fields = {k: v for k, v in data.items() if k != "kind"}
-    unknown = set(fields) - set(cls.__dataclass_fields__)
+    known = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+    unknown = set(fields) - set(known)
     if unknown:
         raise SpecError(
             f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}. "
-            f"Known fields: {', '.join(cls.__dataclass_fields__)}"
+            f"Known fields: {', '.join(known)}"
         )
-    if "hidden" in fields and isinstance(fields["hidden"], list):
-        fields["hidden"] = tuple(fields["hidden"])
+    for name in ("hidden", "input_shape", "output_shape"):
+        if name in fields and isinstance(fields[name], list):
+            fields[name] = tuple(fields[name])
     try:
         return cls(**fields)
     except TypeError as err:

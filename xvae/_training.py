@@ -80,6 +80,7 @@ class EpochData:
     x: NDArray[np.float32]
     y: NDArray[Any] | None
     noise: NDArray[np.float32] | None
+    dropout: NDArray[np.float32] | None = None
 
     @property
     def n(self) -> int:
@@ -88,8 +89,12 @@ class EpochData:
 
 def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, rng: np.random.Generator | None,
                shuffle: bool, binarize: str | None, latents: int | None,
-               scratch: dict[str, Any] | None = None) -> EpochData:
-    """Draw (1) order, (2) dynamic binarization, (3) noise from `rng`, in that order.
+               scratch: dict[str, Any] | None = None, dropout: Any = None) -> EpochData:
+    """Draw (1) order, (2) dynamic binarization, (3) noise, (4) dropout masks from `rng`, in that order.
+
+    `dropout`: the model's towers (`xvae.naming.towers`) when it has Dropout layers: step
+    (4) is then ONE draw `rng.random((n, units), float32)` over every Dropout layer's
+    columns, in permuted order (`xvae.layers.towers.draw_dropout`); no draw otherwise.
 
     `scratch`: a dict the caller keeps across epochs. The first epoch's permuted x is kept
     in it and later epochs gather into that array instead of a fresh one, so the caller
@@ -117,7 +122,12 @@ def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, rng: np.random
     noise = None
     if latents is not None:
         noise = rng.standard_normal((len(x), latents), dtype=np.float32)  # type: ignore[union-attr]
-    return EpochData(x, y, noise)
+    masks = None
+    if dropout is not None and rng is not None:
+        from xvae.layers.towers import draw_dropout
+
+        masks = draw_dropout(rng, dropout, len(x))
+    return EpochData(x, y, noise, masks)
 
 
 def _pad(a: NDArray[Any], size: int) -> NDArray[Any]:
@@ -136,7 +146,7 @@ def batches(data: EpochData, batch_size: int, steps_per_call: int, beta: Any = N
     """
     bs, k, n = batch_size, steps_per_call, data.n
     full = n // bs
-    arrays = {"x": data.x, "y": data.y, "noise": data.noise}
+    arrays = {"x": data.x, "y": data.y, "noise": data.noise, "dropout": data.dropout}
     arrays = {name: a for name, a in arrays.items() if a is not None}
     per_step = {name: (np.float32(v) if np.ndim(v) == 0 else np.asarray(v, np.float32))
                 for name, v in (("beta", beta), ("lr", lr)) if v is not None}
@@ -375,7 +385,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                                   model.step, per_epoch)
             betas = model._betas(beta, epoch, model.step, per_epoch)
             data = draw_epoch(x, y, rng=model.rng, shuffle=shuffle, binarize=binarize, latents=latents,
-                              scratch=scratch)
+                              scratch=scratch, dropout=model._dropout_towers)
             report.epoch_begin(epoch)
             logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=k,
                                     beta=betas, lr=lrs, epoch=epoch, first_step=model.step,

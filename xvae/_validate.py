@@ -41,7 +41,8 @@ def _numeric(x: Any, name: str, shape: str) -> NDArray[Any]:
 #: inclusive and what it models. A likelihood without an entry takes any finite value.
 LIKELIHOOD_RANGES: dict[str, tuple[float, float, str]] = {
     "bernoulli": (0.0, 1.0, "a Bernoulli decoder models values in [0, 1] (intensities or probabilities)"),
-}
+    "continuous_bernoulli": (0.0, 1.0, "a continuous Bernoulli decoder models values in [0, 1] (grey levels)"),
+}  # "gaussian": any finite value
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 

@@ -5,7 +5,8 @@ order, binarization, noise) and hands them over as arrays, so a backend is a pur
 step of (weights, optimizer state, batch). A plugin subclasses `Backend` and `Program` once.
 
 Batch keys (host NumPy, one fixed batch shape per run; the last partial batch is padded):
-    "x"     float32 (B, input_dim)
+    "x"     float32 (B, input_dim): flat rows, also for images (towers on images begin with
+            an implicit Reshape, `xvae.naming.towers`)
     "y"     classifier only: float32 (B,) 0/1 labels (outputs=1) or int32 (B,) class ids
     "noise" VAE only: float32 (B, latents), the reparameterisation eps: z = mean + exp(logvar/2)*eps
     "mask"  float32 (B,): 1.0 for real rows, 0.0 for padding
@@ -13,7 +14,10 @@ Batch keys (host NumPy, one fixed batch shape per run; the last partial batch is
     "lr"    training steps only: float32 scalar, this step's learning rate (an input like
             beta: the core evaluates the optimizer's `lr` or schedule per step, so changing
             it never recompiles; backends never read `OptimizerSpec.lr`)
-Every key is required (`BATCH_KEYS`, plus `TRAIN_KEYS` for train_step/train_steps; the
+    "dropout" only while training a model with Dropout layers: float32 (B, units), the masks
+            the core drew (0 or 1/(1-rate)) for every Dropout layer's columns
+            (`xvae.layers.Placed.masks`); absent in evaluation, where Dropout is the identity
+Every other key is required (`BATCH_KEYS`, plus `TRAIN_KEYS` for train_step/train_steps; the
 core's loop always sends all of them): a backend calls `check_batch` first, so a missing key
 is the same ConfigError in every backend.
 Metrics: the loss spec's `metrics` names ("loss", "reconstruction", "kl" / "loss",

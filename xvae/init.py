@@ -1,7 +1,9 @@
 """Initialisers: weights are drawn once, in NumPy, from the model's generator.
 
 Every backend then starts from the same canonical float32 arrays, so "same seed" means
-"same weights" everywhere. Draws happen in `weight_shapes(spec)` order, kernel then bias.
+"same weights" everywhere. Draws happen in `weight_shapes(spec)` order, kernel then bias (a conv kernel's fans are
+kh * kw * channels, Keras' rule); LayerNorm starts at scale 1, bias 0 and a learned
+Gaussian `decoder.log_sigma` at 0 (sigma = 1), without draws.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 
 from xvae._errors import SpecError
 from xvae._specs import ModelSpec
-from xvae.naming import weight_shapes
+from xvae.naming import towers, weight_shapes
 
 __all__ = ["INITIALIZERS", "initialize"]
 
@@ -83,9 +85,19 @@ def initialize(
             f"Unknown initializer init={init!r}. Known initializers: {', '.join(INITIALIZERS)}."
         )
     draw = INITIALIZERS[init]
-    shapes = weight_shapes(spec)
     weights = {}
-    for name, shape in shapes.items():
-        kernel = shapes[name.rsplit(".", 1)[0] + ".kernel"]
-        weights[name] = np.ascontiguousarray(draw(rng, shape, *kernel), dtype=np.float32)
-    return weights
+    for tower in towers(spec).values():
+        for placed in tower:
+            fans = placed.layer.fans(placed.input_shape)
+            for param, shape in placed.param_shapes().items():
+                how = placed.layer.params[param]
+                if how == "ones":
+                    value = np.ones(shape)
+                elif how == "zeros":
+                    value = np.zeros(shape)
+                else:  # "kernel" or "bias": drawn (a bias only by torch_default)
+                    value = draw(rng, shape, *fans)
+                weights[f"{placed.name}.{param}"] = np.ascontiguousarray(value, dtype=np.float32)
+    for name, shape in weight_shapes(spec).items():  # decoder.log_sigma: sigma = 1 at the start
+        weights.setdefault(name, np.zeros(shape, np.float32))
+    return {name: weights[name] for name in weight_shapes(spec)}

@@ -8,6 +8,7 @@ see NumPy arrays, so the same seed gives the same numbers in every backend.
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -22,8 +23,8 @@ from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 from xvae.backend import CompileOptions
 from xvae.history import History
 from xvae.init import initialize
-from xvae.losses import loss_for
-from xvae.naming import STEP, weight_shapes
+from xvae.losses import decoder_mean, loss_for
+from xvae.naming import STEP, towers, weight_shapes
 from xvae.optim import Adam, OptimizerSpec
 from xvae.schedules import Schedule
 
@@ -162,6 +163,20 @@ class Model:
 
     def _check_xy(self, x: Any, y: Any, name: str = "x") -> tuple[NDArray[np.float32], Any]:
         raise NotImplementedError
+
+    def _rows(self, x: Any, name: str = "x", likelihood: str | None = None) -> NDArray[np.float32]:
+        """x as validated flat float32 rows (n, input_dim); images (n, *input_shape) are
+        flattened in C order (NHWC), which is what every backend's implicit Reshape undoes."""
+        shape = self.spec.input_shape  # type: ignore[union-attr]
+        if len(shape) > 1 and np.shape(x)[1:] == tuple(shape):
+            x = np.reshape(np.asarray(x), (len(x), -1))
+        return _validate.features(x, self.spec.input_dim, name, likelihood=likelihood)  # type: ignore[union-attr]
+
+    @functools.cached_property
+    def _dropout_towers(self) -> dict[str, Any] | None:
+        """The towers when the model has Dropout layers (the loop then draws masks), else None."""
+        placed = towers(self.spec)
+        return placed if any(p.masks for tower in placed.values() for p in tower) else None
 
     def _run(self, fn: str, key: str, arr: NDArray[np.float32], batch_size: int | None) -> dict[str, NDArray[np.float32]]:
         """Run an inference function in fixed-size chunks (the tail padded: one compiled shape)."""
@@ -324,6 +339,16 @@ class VAE(Model):
     def _latents(self) -> int:
         return self.spec.latents  # type: ignore[union-attr]
 
+    def _mean(self, outputs: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The decoder's outputs as the mean of p(x|z), for its likelihood."""
+        likelihood = self.spec.decoder.likelihood  # type: ignore[union-attr]
+        return decoder_mean(likelihood, outputs).astype(np.float32)
+
+    def _image(self, rows: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Flat rows as (n, *output_shape) when the decoder's layers produce images."""
+        dec = self.spec.decoder  # type: ignore[union-attr]
+        return rows.reshape(len(rows), *dec.output_shape) if dec.layers is not None else rows
+
     def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32]:
         if isinstance(beta, Schedule):  # per step: a function of the model's step
             return _training.schedule_values(beta, "beta", first_step, steps)
@@ -340,8 +365,7 @@ class VAE(Model):
             where = "drop the y argument" if name == "x" else "pass validation_data=x_val, not (x_val, y_val)"
             raise ConfigError(f"A VAE trains and validates on x alone: {where} (labels are unused).")
         # shape, finiteness, and the range the decoder's likelihood can score (Bernoulli: [0, 1])
-        return _validate.features(x, self.spec.input_dim, name,  # type: ignore[union-attr]
-                                  likelihood=self.spec.decoder.likelihood), None  # type: ignore[union-attr]
+        return self._rows(x, name, likelihood=self.spec.decoder.likelihood), None  # type: ignore[union-attr]
 
     def fit(self, x: Any, y: None = None, *, epochs: int = 1, batch_size: int = 128,
             optimizer: OptimizerSpec | None = None, seed: int | None = None, shuffle: bool = True,
@@ -456,7 +480,7 @@ class VAE(Model):
         Returns:
             (mean, logvar), each float32 of shape (n, latents).
         """
-        out = self._run("encode", "x", _validate.features(x, self.spec.input_dim), batch_size)  # type: ignore[union-attr]
+        out = self._run("encode", "x", self._rows(x), batch_size)
         return out["mean"], out["logvar"]
 
     def decode(self, z: Any, logits: bool = False, batch_size: int | None = None) -> NDArray[np.float32]:
@@ -471,7 +495,7 @@ class VAE(Model):
             float32 array of shape (n, output_dim): probabilities in [0, 1], or logits.
         """
         out = self._run("decode", "z", _validate.features(z, self._latents, "z"), batch_size)["logits"]
-        return out if _validate.flag(logits, "logits") else _sigmoid(out)
+        return self._image(out if _validate.flag(logits, "logits") else self._mean(out))
 
     def reconstruct(self, x: Any, batch_size: int | None = None) -> NDArray[np.float32]:
         """decode(encode(x).mean): the deterministic reconstruction, no sampling.
@@ -484,7 +508,7 @@ class VAE(Model):
             float32 Bernoulli means of shape (n, input_dim).
         """
         mean = self.encode(x, batch_size)[0]  # internal: not re-validated, NaN weights give NaN out
-        return _sigmoid(self._run("decode", "z", mean, batch_size)["logits"])
+        return self._image(self._mean(self._run("decode", "z", mean, batch_size)["logits"]))
 
     def sample(self, n: int, seed: int = 0, binary: bool = False) -> NDArray[np.float32]:
         """Decode z ~ N(0, I): Bernoulli means (n, output_dim), or 0/1 draws if binary.
@@ -501,6 +525,9 @@ class VAE(Model):
         n = _validate.positive_int(n, "n")
         rng = np.random.default_rng(_validate.seed(seed))
         probs = self.decode(rng.standard_normal((n, self._latents), dtype=np.float32))
+        if binary and self.spec.decoder.likelihood == "gaussian":  # type: ignore[union-attr]
+            raise ConfigError("sample(binary=True) draws 0/1 pixels from Bernoulli means; this decoder is "
+                              "Gaussian. Use binary=False for its means.")
         return (rng.random(probs.shape, dtype=np.float32) < probs).astype(np.float32) if binary else probs
 
 
@@ -520,7 +547,7 @@ class Classifier(Model):
         if y is None:
             what = "fit" if name == "x" else "validation_data=(x_val, y_val)"
             raise ConfigError(f"A classifier needs labels: {what} takes y as well as x.")
-        xs = _validate.features(x, self.spec.input_dim, name)  # type: ignore[union-attr]
+        xs = self._rows(x, name)
         return xs, _validate.labels(y, len(xs), self.spec.outputs, "y" if name == "x" else f"{name} y")  # type: ignore[union-attr]
 
     def fit(self, x: Any, y: Any = None, *, epochs: int = 1, batch_size: int = 128,
@@ -591,7 +618,7 @@ class Classifier(Model):
         Returns:
             float32 array of shape (n, outputs).
         """
-        out = self._run("classify", "x", _validate.features(x, self.spec.input_dim), batch_size)["logits"]  # type: ignore[union-attr]
+        out = self._run("classify", "x", self._rows(x), batch_size)["logits"]
         if _validate.flag(logits, "logits"):
             return out
         if self.spec.outputs == 1:  # type: ignore[union-attr]

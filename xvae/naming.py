@@ -6,66 +6,70 @@ of Keras and Flax. Plugins translate at their edge; nobody else builds these str
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
 
 from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
+from xvae.layers import Dense, Flatten, Placed, Reshape
+from xvae.layers.towers import dropout_layout
 
-__all__ = ["Dense", "dense_layers", "weight_shapes", "optimizer_slots", "slot_name", "STEP"]
+__all__ = ["Placed", "towers", "dense_layers", "weight_shapes", "optimizer_slots", "slot_name", "STEP",
+           "LOG_SIGMA"]
 
 #: Name of the optimizer's step counter in the canonical optimizer state.
 STEP = "opt.step"
 
 
-class Dense(NamedTuple):
-    """One dense layer: `name.kernel` (fan_in, fan_out) and `name.bias` (fan_out,)."""
-
-    name: str
-    fan_in: int
-    fan_out: int
-    activation: str  # "linear" for heads and output layers
+#: The learned Gaussian scale of a decoder with sigma="learned" / "learned_per_output".
+LOG_SIGMA = "decoder.log_sigma"
 
 
-def _mlp(prefix: str, fan_in: int, hidden: tuple[int, ...], activation: str) -> list[Dense]:
-    layers = []
-    for i, width in enumerate(hidden):
-        layers.append(Dense(f"{prefix}layers.{i}", fan_in, width, activation))
-        fan_in = width
-    return layers
+def towers(spec: ModelSpec) -> dict[str, list[Placed]]:
+    """The model as towers of placed layers (`xvae.layers.Placed`), in forward order.
 
-
-def dense_layers(spec: ModelSpec) -> dict[str, list[Dense]]:
-    """The model as towers of dense layers, in forward order.
-
-    A classifier has one tower, "classify" (hidden layers then `output`). A VAE has
-    "encoder" (hidden layers; the two heads read its last activation), "heads"
-    (`encoder.mean`, `encoder.logvar`) and "decoder" (hidden layers then `decoder.output`).
+    A classifier has one tower, "classify". A VAE has "encoder" (the trunk; the two heads
+    read its flat output), "heads" (`encoder.mean`, `encoder.logvar`, linear Dense) and
+    "decoder". Every backend receives flat rows (batch key "x" is (B, input_dim)): a tower
+    on images starts with an implicit `Reshape` named `<tower>.input`, and a decoder with
+    image outputs ends with an implicit `Flatten` named `decoder.flat` (no weights either).
+    Dropout layers carry their columns of the "dropout" batch array (`Placed.masks`).
 
     Args:
         spec: a `VAESpec` or `ClassifierSpec`.
 
     Returns:
-        tower name -> list of `Dense` (name, fan_in, fan_out, activation); heads and
-        output layers have activation "linear".
+        tower name -> list of `Placed` (name, layer spec, input and output shapes, masks).
 
     Examples:
         >>> from xvae import VAESpec
-        >>> [layer.name for layer in dense_layers(VAESpec(input_dim=4, hidden=(3,), latents=2))["decoder"]]
+        >>> [p.name for p in towers(VAESpec(input_dim=4, hidden=(3,), latents=2))["decoder"]]
         ['decoder.layers.0', 'decoder.output']
     """
     if isinstance(spec, ClassifierSpec):
-        tower = _mlp("", spec.input_dim, spec.hidden, spec.activation)
-        width = tower[-1].fan_out if tower else spec.input_dim
-        return {"classify": [*tower, Dense("output", width, spec.outputs, "linear")]}
-    if isinstance(spec, VAESpec):
+        out = {"classify": _reshaped_input("", spec.input_shape, spec.layers, spec.placed())}
+    elif isinstance(spec, VAESpec):
         enc, dec = spec.encoder, spec.decoder
-        trunk = _mlp("encoder.", enc.input_dim, enc.hidden, enc.activation)
-        width = trunk[-1].fan_out if trunk else enc.input_dim
-        heads = [Dense(f"encoder.{h}", width, enc.latents, "linear") for h in ("mean", "logvar")]
-        body = _mlp("decoder.", dec.latents, dec.hidden, dec.activation)
-        width = body[-1].fan_out if body else dec.latents
-        out = Dense("decoder.output", width, dec.output_dim, "linear")
-        return {"encoder": trunk, "heads": heads, "decoder": [*body, out]}
-    raise TypeError(f"Not a model spec: {spec!r}")
+        trunk = _reshaped_input("encoder.", enc.input_shape, enc.layers, enc.placed("encoder."))
+        width = trunk[-1].output_shape if trunk else (enc.input_dim,)
+        heads = [Placed(f"encoder.{h}", Dense(enc.latents), width, (enc.latents,)) for h in ("mean", "logvar")]
+        body = dec.placed("decoder.")
+        if len(body[-1].output_shape) > 1:
+            body.append(Placed("decoder.flat", Flatten(), body[-1].output_shape, (dec.output_dim,)))
+        out = {"encoder": trunk, "heads": heads, "decoder": body}
+    else:
+        raise TypeError(f"Not a model spec: {spec!r}")
+    return dropout_layout(out)
+
+
+def _reshaped_input(prefix: str, shape: tuple[int, ...], layers: object, placed: list[Placed]) -> list[Placed]:
+    if layers is None or len(shape) == 1:
+        return placed
+    flat = (math.prod(shape),)
+    return [Placed(f"{prefix}input", Reshape(shape), flat, shape), *placed]
+
+
+def dense_layers(spec: ModelSpec) -> dict[str, list[Placed]]:
+    """Deprecated alias of `towers` (the towers hold every layer kind now, not only Dense)."""
+    return towers(spec)
 
 
 def weight_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
@@ -75,7 +79,10 @@ def weight_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
         spec: a `VAESpec` or `ClassifierSpec`.
 
     Returns:
-        name -> shape: kernels (fan_in, fan_out), biases (fan_out,), in forward order.
+        name -> shape, in forward order, each layer's parameters in its own order
+        (kernel then bias; LayerNorm scale then bias), then `decoder.log_sigma` if learned.
+        Dense kernels are (fan_in, fan_out), conv kernels HWIO, Conv2DTranspose kernels
+        (kh, kw, out, in). Layers without weights keep their index and add nothing.
 
     Examples:
         >>> from xvae import ClassifierSpec
@@ -83,10 +90,12 @@ def weight_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
         {'layers.0.kernel': (784, 1000), 'layers.0.bias': (1000,), 'output.kernel': (1000, 1), 'output.bias': (1,)}
     """
     shapes: dict[str, tuple[int, ...]] = {}
-    for tower in dense_layers(spec).values():
-        for layer in tower:
-            shapes[f"{layer.name}.kernel"] = (layer.fan_in, layer.fan_out)
-            shapes[f"{layer.name}.bias"] = (layer.fan_out,)
+    for tower in towers(spec).values():
+        for placed in tower:
+            for param, shape in placed.param_shapes().items():
+                shapes[f"{placed.name}.{param}"] = shape
+    if isinstance(spec, VAESpec) and (sigma := spec.decoder.log_sigma_shape()) is not None:
+        shapes[LOG_SIGMA] = sigma
     return shapes
 
 

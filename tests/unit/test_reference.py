@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 import xvae
+from xvae import layers as L
 from xvae._reference import ReferenceBackend
 from xvae.backend import CompileOptions
 from xvae.init import initialize
+from xvae.layers.towers import draw_dropout
 from xvae.losses import loss_for
+from xvae.naming import towers
 
 SPECS = {
     "vae-h2-gelu": xvae.VAESpec(input_dim=6, hidden=(5, 4), latents=2, activation="gelu"),
@@ -18,6 +21,24 @@ SPECS = {
     "clf-o3-tanh": xvae.ClassifierSpec(5, (4, 3), 3, "tanh"),
     "clf-o2-softplus": xvae.ClassifierSpec(4, (3,), 2, "softplus"),
     "clf-o1-sigmoid": xvae.ClassifierSpec(4, (3,), 1, "sigmoid"),
+    "vae-conv-gaussian-per-output": xvae.VAESpec(
+        encoder=xvae.EncoderSpec(input_shape=(6, 6, 1), latents=2, layers=[
+            L.Conv2D(2, 3, stride=2, activation="tanh"), L.LayerNorm(), L.Flatten()]),
+        decoder=xvae.DecoderSpec(latents=2, output_shape=(6, 6, 1), likelihood="gaussian",
+                                 sigma="learned_per_output", layers=[
+            L.Dense(18, "tanh"), L.Reshape((3, 3, 2)), L.Conv2DTranspose(1, 3, stride=2)])),
+    "vae-gaussian-global-sigma": xvae.VAESpec(
+        encoder=xvae.EncoderSpec(5, 2, (4,), "tanh"),
+        decoder=xvae.DecoderSpec(2, 5, (4,), "tanh", likelihood="gaussian", sigma="learned")),
+    "vae-gaussian-fixed-sigma": xvae.VAESpec(
+        encoder=xvae.EncoderSpec(5, 2), decoder=xvae.DecoderSpec(2, 5, likelihood="gaussian", sigma=0.3)),
+    "vae-continuous-bernoulli-dropout": xvae.VAESpec(
+        encoder=xvae.EncoderSpec(input_shape=(5,), latents=2, layers=[L.Dense(4, "elu"), L.Dropout(0.3)]),
+        decoder=xvae.DecoderSpec(latents=2, output_shape=(5,), likelihood="continuous_bernoulli",
+                                 layers=[L.Dense(3, "tanh"), L.Dropout(0.5), L.Dense(5)])),
+    "clf-conv-pool-dropout": xvae.ClassifierSpec(input_shape=(6, 7, 2), outputs=3, layers=[
+        L.Conv2D(3, (2, 3), padding="valid", activation="elu"), L.MaxPool2D(2), L.AvgPool2D((1, 2), stride=1),
+        L.Flatten(), L.Dropout(0.5), L.Dense(3)]),
 }
 
 
@@ -25,11 +46,16 @@ def _batch(spec, rng, size=7, pad=2):
     mask = np.r_[np.ones(size - pad), np.zeros(pad)]
     b = {"x": rng.random((size, spec.input_dim)), "mask": mask}
     if isinstance(spec, xvae.VAESpec):
-        b.update(x=(b["x"] > 0.5) * 1.0, noise=rng.standard_normal((size, spec.latents)), beta=0.7)
+        if spec.decoder.likelihood == "bernoulli":
+            b["x"] = (b["x"] > 0.5) * 1.0
+        b.update(noise=rng.standard_normal((size, spec.latents)), beta=0.7)
     elif spec.outputs == 1:
         b["y"] = rng.integers(0, 2, size).astype(float)
     else:
         b["y"] = rng.integers(0, spec.outputs, size)
+    masks = draw_dropout(rng, towers(spec), size)
+    if masks is not None:
+        b["dropout"] = masks
     return b
 
 

@@ -38,7 +38,7 @@ def test_specs_round_trip_through_json():
         (lambda: xvae.ClassifierSpec(input_dim=4, outputs=0), "outputs"),
         (lambda: xvae.ClassifierSpec(input_dim=4.5), "input_dim"),
         (lambda: xvae.ClassifierSpec(input_dim=True), "input_dim"),
-        (lambda: xvae.DecoderSpec(latents=2, output_dim=4, likelihood="gaussian"), "likelihood"),
+        (lambda: xvae.DecoderSpec(latents=2, output_dim=4, likelihood="poisson"), "likelihood"),
         (lambda: xvae.VAESpec(encoder=xvae.EncoderSpec(4, 2), decoder=xvae.DecoderSpec(3, 4)), "latents"),
         (lambda: xvae.VAESpec(encoder=xvae.EncoderSpec(4, 2), decoder=xvae.DecoderSpec(2, 5)), "output_dim"),
         (lambda: xvae.VAESpec(input_dim=4), "latents"),

@@ -1,0 +1,89 @@
+"""A tower (an ordered list of layer specs) placed on its input: names, shapes, masks.
+
+`place` runs every layer's shape rule at spec construction, so a layer that cannot take
+its input raises `SpecError` naming the tower, the layer's index and type and the shapes,
+before any framework is imported. Backends and the reference walk the placed layers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xvae._errors import SpecError
+from xvae.layers._base import Layer, Shape
+from xvae.layers.dropout import Dropout
+
+__all__ = ["Placed", "place", "dropout_layout", "draw_dropout"]
+
+
+class Placed(NamedTuple):
+    """One layer of a model: its canonical name, spec, shapes (no batch axis) and, for
+    `Dropout`, its columns [start, stop) of the "dropout" batch array."""
+
+    name: str
+    layer: Layer
+    input_shape: Shape
+    output_shape: Shape
+    masks: tuple[int, int] | None = None
+
+    def param_shapes(self) -> dict[str, Shape]:
+        return self.layer.param_shapes(self.input_shape)
+
+    @property
+    def activation(self) -> str:
+        return getattr(self.layer, "activation", "linear")
+
+
+def place(owner: str, input_shape: Shape, layers: Sequence[Layer], names: Sequence[str]) -> list[Placed]:
+    """Infer every layer's output shape; SpecError names `owner`, the index, type and shapes.
+
+    Examples:
+        >>> from xvae.layers import Conv2D, Flatten
+        >>> [p.output_shape for p in place("enc", (8, 8, 1), [Conv2D(4, 3, stride=2), Flatten()], ["a", "b"])]
+        [(4, 4, 4), (64,)]
+    """
+    placed, shape = [], tuple(input_shape)
+    for i, (layer, name) in enumerate(zip(layers, names)):
+        if not isinstance(layer, Layer):
+            raise SpecError(f"{owner}.layers[{i}] must be a layer spec such as xvae.layers.Dense(10). "
+                            f"Received: {layer!r:.100}")
+        try:
+            out = tuple(layer.output_shape(shape))
+        except SpecError as err:
+            raise SpecError(f"{owner}.layers[{i}] ({type(layer).__name__}): {err}") from None
+        placed.append(Placed(name, layer, shape, out))
+        shape = out
+    return placed
+
+
+def dropout_layout(towers: dict[str, list[Placed]]) -> dict[str, list[Placed]]:
+    """The towers with each Dropout's mask columns filled in, in tower order."""
+    start, out = 0, {}
+    for tower, layers in towers.items():
+        placed = []
+        for p in layers:
+            if isinstance(p.layer, Dropout):
+                units = math.prod(p.input_shape)
+                p = p._replace(masks=(start, start + units))
+                start += units
+            placed.append(p)
+        out[tower] = placed
+    return out
+
+
+def draw_dropout(rng: np.random.Generator, towers: dict[str, list[Placed]], n: int) -> NDArray[np.float32] | None:
+    """The masks of n examples: ONE draw ``rng.random((n, units), float32)`` over all Dropout
+    layers' columns; a unit is kept where the uniform is >= its layer's rate, and kept units
+    hold float32(1 / (1 - rate)). None when the model has no Dropout (no draw at all)."""
+    columns = [(p.masks, p.layer.rate) for layers in towers.values() for p in layers if p.masks is not None]
+    if not columns:
+        return None
+    u = rng.random((n, columns[-1][0][1]), dtype=np.float32)
+    for (lo, hi), rate in columns:
+        keep = u[:, lo:hi] >= np.float32(rate)
+        u[:, lo:hi] = np.where(keep, np.float32(1.0 / (1.0 - rate)), np.float32(0.0))
+    return u
