@@ -117,7 +117,8 @@ class _Steps:
         self.apply = compile_(scope(self._apply), donate_argnums=0)
 
     def _objective(self, params: Any, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
-        out = self.model.apply({"params": params}, *(batch[k] for k in self.model.inputs))
+        out = self.model.apply({"params": params}, *(batch[k] for k in self.model.inputs),
+                               dropout=batch.get("dropout"))
         metrics = _losses.masked_means(self.per_example(out, batch), batch["mask"])
         return metrics["loss"], metrics
 
@@ -210,6 +211,8 @@ class JaxProgram(Program):
         for key in scalars:
             value = np.asarray(batch[key], np.float32)
             out[key] = repeats.get(key, broadcast(value, rows[:1]) if stacked else value.reshape(()))
+        if batch.get("dropout") is not None:
+            out["dropout"] = np.asarray(batch["dropout"], np.float32)
         if self.kind == "vae":
             out["noise"] = np.asarray(batch["noise"], np.float32)
         else:

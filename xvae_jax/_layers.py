@@ -1,4 +1,4 @@
-"""Flax (linen) modules for xvae's models, built from `xvae.naming.dense_layers(spec)`.
+"""Flax (linen) modules for xvae's models, built from `xvae.naming.towers(spec)`.
 
 Why linen rather than nnx: the program keeps (params, optimizer state) as one pytree and
 jits a pure step over it, donating the buffers. linen's ``Module.apply({"params": p}, ...)``
@@ -6,13 +6,17 @@ is exactly such a pure function of a plain dict; nnx modules are mutable objects
 need ``nnx.split``/``nnx.merge`` at every jit boundary (or ``nnx.jit``, which walks the
 object graph in Python on every call: overhead on each of thousands of steps).
 
-Every Dense layer is named by its canonical layer name, so the params tree is flat and
-readable: ``params["encoder.layers.0"]["kernel"]`` is canonical ``encoder.layers.0.kernel``,
-already (in, out). `xvae_jax._weights` is the one place that maps between the two.
+Every layer with weights is named by its canonical layer name, so the params tree is flat
+and readable: ``params["encoder.layers.0"]["kernel"]`` is canonical
+``encoder.layers.0.kernel``, already in the canonical layout (Dense (in, out), Conv HWIO,
+ConvTranspose (kh, kw, out, in) with ``transpose_kernel=True``: without it Flax's
+ConvTranspose is not the adjoint of Conv, flax#3137). `xvae_jax._weights` is the one place
+that maps between the two. `LAYERS` maps each layer-spec type to its builder.
 """
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -20,10 +24,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from xvae import layers as L
 from xvae import naming
 from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
+from xvae.layers.conv import conv_padding, transpose_padding
 
-__all__ = ["ACTIVATIONS", "LAYERS", "DenseLayer", "VAE", "Classifier", "build"]
+__all__ = ["ACTIVATIONS", "LAYERS", "DenseLayer", "ConvLayer", "ConvTransposeLayer", "LayerNormLayer",
+           "VAE", "Classifier", "build"]
 
 Array = jax.Array
 
@@ -53,26 +60,124 @@ class DenseLayer(nn.Dense):
         return ACTIVATIONS[self.activation](super().__call__(inputs))
 
 
-def _dense(layer: naming.Dense) -> nn.Module:
+class ConvLayer(nn.Conv):
+    """``activation(conv(x, kernel) + bias)``, NHWC / HWIO, explicit (before, after) padding."""
+
+    activation: str = "linear"
+
+    def __call__(self, inputs: Array) -> Array:  # type: ignore[override]
+        return ACTIVATIONS[self.activation](super().__call__(inputs))
+
+
+class ConvTransposeLayer(nn.ConvTranspose):
+    """The adjoint of ConvLayer (``transpose_kernel=True``, kernel (kh, kw, out, in));
+    the padding pairs place output ``i * s + j - before`` (xvae.layers.conv)."""
+
+    activation: str = "linear"
+
+    def __call__(self, inputs: Array) -> Array:  # type: ignore[override]
+        return ACTIVATIONS[self.activation](super().__call__(inputs))
+
+
+class LayerNormLayer(nn.Module):
+    """LayerNorm over the last axis with var = mean((x - mean)^2) (as every backend)."""
+
+    epsilon: float
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+        centred = x - jnp.mean(x, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(centred), axis=-1, keepdims=True)
+        return centred * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+class LogSigma(nn.Module):
+    """The learned Gaussian ``log_sigma``, a module named "decoder" (-> decoder.log_sigma)."""
+
+    shape: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self) -> Array:
+        return self.param("log_sigma", nn.initializers.zeros, self.shape)
+
+
+def _dense(p: L.Placed) -> nn.Module:
     # precision=None: the jitted functions scope jax.default_matmul_precision around the
-    # trace (xvae_jax._backend), which fixes every matmul, forward and backward.
-    return DenseLayer(features=layer.fan_out, activation=layer.activation, name=layer.name)
+    # trace (xvae_jax._backend), which fixes every matmul and conv, forward and backward.
+    return DenseLayer(features=p.layer.units, activation=p.layer.activation, name=p.name)
 
 
-#: Layer spec type -> flax module factory. A new layer kind (Conv2D, ...) is a new entry.
-LAYERS: dict[type, Callable[[Any], nn.Module]] = {naming.Dense: _dense}
+def _conv(p: L.Placed) -> nn.Module:
+    layer = p.layer
+    pads = [conv_padding(n, k, s, layer.padding)
+            for n, k, s in zip(p.input_shape[:2], layer.kernel_size, layer.strides)]
+    return ConvLayer(features=layer.filters, kernel_size=layer.kernel_size, strides=layer.strides,
+                     padding=pads, activation=layer.activation, name=p.name)
 
 
-def _build(layers: Sequence[Any]) -> tuple[nn.Module, ...]:
-    for layer in layers:
-        if type(layer) not in LAYERS:
-            raise NotImplementedError(f"{type(layer).__name__} is not implemented by the jax backend")
-    return tuple(LAYERS[type(layer)](layer) for layer in layers)
+def _conv_transpose(p: L.Placed) -> nn.Module:
+    layer = p.layer
+    pads = []
+    for n, k, s in zip(p.input_shape[:2], layer.kernel_size, layer.strides):
+        before, out = transpose_padding(n, k, s, layer.padding, layer.output_padding)
+        # lax.conv_transpose pads the stride-dilated input: `lo` zeros before puts input i,
+        # tap j at i*s + j - (k - 1 - lo); negative pads crop.
+        pads.append((k - 1 - before, out - (n - 1) * s - 1 + before))
+    return ConvTransposeLayer(features=layer.filters, kernel_size=layer.kernel_size, strides=layer.strides,
+                              padding=pads, transpose_kernel=True, activation=layer.activation, name=p.name)
 
 
-def _sequential(modules: Sequence[nn.Module], x: Array) -> Array:
-    for module in modules:
-        x = module(x)
+def _layer_norm(p: L.Placed) -> nn.Module:
+    return LayerNormLayer(epsilon=p.layer.epsilon, name=p.name)
+
+
+def _max_pool(p: L.Placed) -> Callable[[Array], Array]:
+    return partial(nn.max_pool, window_shape=p.layer.window, strides=p.layer.strides, padding="VALID")
+
+
+def _avg_pool(p: L.Placed) -> Callable[[Array], Array]:
+    return partial(nn.avg_pool, window_shape=p.layer.window, strides=p.layer.strides, padding="VALID")
+
+
+def _reshape(p: L.Placed) -> Callable[[Array], Array]:
+    shape = p.output_shape
+    return lambda x: jnp.reshape(x, (x.shape[0], *shape))
+
+
+def _dropout(p: L.Placed) -> Callable[[Array], Array]:
+    return lambda x: x  # the mask is applied by `_sequential` (it is an input, not a weight)
+
+
+#: Layer spec type -> builder of the flax module (or pure function) that runs it.
+LAYERS: dict[type, Callable[[L.Placed], Any]] = {
+    L.Dense: _dense,
+    L.Conv2D: _conv,
+    L.Conv2DTranspose: _conv_transpose,
+    L.LayerNorm: _layer_norm,
+    L.MaxPool2D: _max_pool,
+    L.AvgPool2D: _avg_pool,
+    L.Flatten: _reshape,
+    L.Reshape: _reshape,
+    L.Dropout: _dropout,
+}
+
+
+def _build(placed: Sequence[L.Placed]) -> tuple[Any, ...]:
+    for p in placed:
+        if type(p.layer) not in LAYERS:
+            raise NotImplementedError(f"{type(p.layer).__name__} is not implemented by the jax backend")
+    return tuple(LAYERS[type(p.layer)](p) for p in placed)
+
+
+def _sequential(placed: Sequence[L.Placed], built: Sequence[Any], x: Array, dropout: Array | None) -> Array:
+    for p, layer in zip(placed, built):
+        if p.masks is not None:
+            if dropout is not None:
+                x = x * jnp.reshape(dropout[:, p.masks[0]:p.masks[1]], x.shape)
+        else:
+            x = layer(x)
     return x
 
 
@@ -85,6 +190,8 @@ class VAE(nn.Module):
     encoder: tuple[Any, ...]
     heads: tuple[Any, ...]
     decoder: tuple[Any, ...]
+    #: log sigma of a Gaussian decoder: a learned weight's shape, or a fixed float.
+    log_sigma: Any = None
     #: Batch keys `__call__` takes, in order.
     inputs: ClassVar[tuple[str, ...]] = ("x", "noise")
 
@@ -92,22 +199,29 @@ class VAE(nn.Module):
         self.trunk = _build(self.encoder)
         self.mean, self.logvar = _build(self.heads)
         self.body = _build(self.decoder)
+        if isinstance(self.log_sigma, tuple):
+            self.scale = LogSigma(self.log_sigma, name="decoder")
 
-    def encode(self, x: Array) -> dict[str, Array]:
-        h = _sequential(self.trunk, x)
+    def encode(self, x: Array, dropout: Array | None = None) -> dict[str, Array]:
+        h = _sequential(self.encoder, self.trunk, x, dropout)
         return {"mean": self.mean(h), "logvar": self.logvar(h)}
 
-    def decode(self, z: Array) -> dict[str, Array]:
-        return {"logits": _sequential(self.body, z)}
+    def decode(self, z: Array, dropout: Array | None = None) -> dict[str, Array]:
+        return {"logits": _sequential(self.decoder, self.body, z, dropout)}
 
-    def __call__(self, x: Array, noise: Array) -> dict[str, Array]:
-        q = self.encode(x)
+    def __call__(self, x: Array, noise: Array, dropout: Array | None = None) -> dict[str, Array]:
+        q = self.encode(x, dropout)
         z = q["mean"] + jnp.exp(0.5 * q["logvar"]) * noise  # the reparameterisation trick
-        return {**self.decode(z), **q}
+        out = {**self.decode(z, dropout), **q}
+        if isinstance(self.log_sigma, tuple):
+            out["log_sigma"] = jnp.reshape(self.scale(), (-1,))
+        elif self.log_sigma is not None:
+            out["log_sigma"] = jnp.float32(math.log(self.log_sigma))
+        return out
 
 
 class Classifier(nn.Module):
-    """Hidden layers -> linear output logits (n, outputs)."""
+    """Layers -> logits (n, outputs)."""
 
     layers: tuple[Any, ...]
     inputs: ClassVar[tuple[str, ...]] = ("x",)
@@ -115,18 +229,20 @@ class Classifier(nn.Module):
     def setup(self) -> None:
         self.tower = _build(self.layers)
 
-    def classify(self, x: Array) -> dict[str, Array]:
-        return {"logits": _sequential(self.tower, x)}
+    def classify(self, x: Array, dropout: Array | None = None) -> dict[str, Array]:
+        return {"logits": _sequential(self.layers, self.tower, x, dropout)}
 
-    def __call__(self, x: Array) -> dict[str, Array]:
-        return self.classify(x)
+    def __call__(self, x: Array, dropout: Array | None = None) -> dict[str, Array]:
+        return self.classify(x, dropout)
 
 
 def build(spec: ModelSpec) -> VAE | Classifier:
     """The flax module of a model spec (unbound: weights come from `set_state`, never `init`)."""
-    towers = naming.dense_layers(spec)
+    towers = naming.towers(spec)
     if isinstance(spec, VAESpec):
-        return VAE(tuple(towers["encoder"]), tuple(towers["heads"]), tuple(towers["decoder"]))
+        dec = spec.decoder
+        log_sigma = dec.log_sigma_shape() or (dec.sigma if dec.likelihood == "gaussian" else None)
+        return VAE(tuple(towers["encoder"]), tuple(towers["heads"]), tuple(towers["decoder"]), log_sigma)
     if isinstance(spec, ClassifierSpec):
         return Classifier(tuple(towers["classify"]))
     raise NotImplementedError(f"{type(spec).__name__} is not implemented by the jax backend")

@@ -18,6 +18,7 @@ the max subtracted.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Mapping
 
 import jax
@@ -25,7 +26,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from xvae.losses import BernoulliELBO, BinaryCrossEntropy, CategoricalCrossEntropy, LossSpec
+from xvae.losses import (
+    CB_TAYLOR_BELOW,
+    BernoulliELBO,
+    BinaryCrossEntropy,
+    CategoricalCrossEntropy,
+    ContinuousBernoulliELBO,
+    GaussianELBO,
+    LossSpec,
+)
 
 __all__ = ["LOSSES", "LABEL_DTYPES", "loss_fn", "masked_means", "sigmoid_binary_cross_entropy"]
 
@@ -62,6 +71,40 @@ def bernoulli_elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict
     return per_example(out["logits"], batch["x"], out["mean"], out["logvar"], batch["beta"])
 
 
+def _elbo_terms(reconstruction: Array, out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
+    mean, logvar = out["mean"], out["logvar"]
+    kl = -0.5 * jnp.sum(1.0 + logvar - jnp.square(mean) - jnp.exp(logvar), axis=-1)
+    return {"loss": reconstruction + batch["beta"] * kl, "reconstruction": reconstruction, "kl": kl}
+
+
+def gaussian_elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
+    """Gaussian decoder: sum_pixels 0.5 ((x - mu) e^{-s})^2 + s + 0.5 log(2 pi), s = out["log_sigma"]."""
+    log_sigma = out["log_sigma"]
+    r = (batch["x"] - out["logits"]) * jnp.exp(-log_sigma)
+    nll = 0.5 * jnp.square(r) + log_sigma + 0.5 * math.log(2.0 * math.pi)
+    return _elbo_terms(jnp.sum(nll, axis=-1), out, batch)
+
+
+def continuous_bernoulli_log_norm(logits: Array) -> Array:
+    """log C(eta) (xvae.losses.continuous_bernoulli_log_norm): closed form with expm1 for
+    |eta| >= CB_TAYLOR_BELOW, its Taylor series below; both branches see safe inputs, so the
+    unused one never puts NaN into the gradient."""
+    a = jnp.abs(logits)
+    small = a < CB_TAYLOR_BELOW
+    safe = jnp.where(small, 1.0, a)
+    exact = jnp.log(safe) - jnp.log(-jnp.expm1(-safe)) + jnp.log1p(jnp.exp(-safe))
+    u2 = jnp.square(jnp.where(small, logits, 0.0)) / 4.0
+    series = math.log(2.0) + u2 / 3.0 - 7.0 * u2 * u2 / 90.0 + 62.0 * u2 * u2 * u2 / 2835.0
+    return jnp.where(small, series, exact)
+
+
+def continuous_bernoulli_elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
+    """Continuous Bernoulli decoder: sum_pixels BCE(logits, x) - log C(logits)."""
+    logits = out["logits"]
+    nll = sigmoid_binary_cross_entropy(logits, batch["x"]) - continuous_bernoulli_log_norm(logits)
+    return _elbo_terms(jnp.sum(nll, axis=-1), out, batch)
+
+
 def _bce_one(logits: Array, y: Array) -> dict[str, Array]:
     logit = logits[0]  # outputs == 1
     return {"loss": sigmoid_binary_cross_entropy(logit, y),
@@ -86,6 +129,8 @@ def categorical_cross_entropy(out: Mapping[str, Array], batch: Mapping[str, Arra
 #: Loss spec type -> per-example metrics. A new likelihood is a new entry.
 LOSSES: dict[type[LossSpec], PerExample] = {
     BernoulliELBO: bernoulli_elbo,
+    GaussianELBO: gaussian_elbo,
+    ContinuousBernoulliELBO: continuous_bernoulli_elbo,
     BinaryCrossEntropy: binary_cross_entropy,
     CategoricalCrossEntropy: categorical_cross_entropy,
 }

@@ -225,6 +225,8 @@ class TFProgram(Program):
         scalars = (("beta",) if self.kind == "vae" else ()) + (("lr",) if train else ())
         for key in scalars:
             out[key] = broadcast(np.asarray(batch[key], np.float32), lead[:1] if stacked else ())
+        if batch.get("dropout") is not None:
+            out["dropout"] = np.ascontiguousarray(batch["dropout"], np.float32)
         if self.kind == "vae":
             out["noise"] = np.ascontiguousarray(batch["noise"], np.float32)
         else:

@@ -16,13 +16,17 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before tensorflow is imported
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
 from xvae.losses import (
+    CB_TAYLOR_BELOW,
     BernoulliELBO,
+    ContinuousBernoulliELBO,
+    GaussianELBO,
     BinaryCrossEntropy,
     CategoricalCrossEntropy,
     LossSpec,
@@ -37,20 +41,48 @@ def _bce(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
 
 
-def _elbo(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
-    """Negative ELBO per example: sum_pixels BCE(logits, x) + beta * KL, z = mean + exp(v/2) eps."""
-    x = batch["x"]
-    mean, logvar = model.encode(x)
-    z = mean + tf.exp(0.5 * logvar) * batch["noise"]
-    logits = model.decode(z)
-    recon = tf.reduce_sum(_bce(logits, x), axis=-1)
-    kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mean) - tf.exp(logvar), axis=-1)
-    return {"loss": recon + batch["beta"] * kl, "reconstruction": recon, "kl": kl}
+def _gaussian_nll(model: Any, outputs: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    log_sigma = model.decoder_log_sigma()
+    r = (x - outputs) * tf.exp(-log_sigma)
+    return 0.5 * tf.square(r) + log_sigma + 0.5 * math.log(2.0 * math.pi)
+
+
+def continuous_bernoulli_log_norm(logits: tf.Tensor) -> tf.Tensor:
+    """log C(eta) (xvae.losses.continuous_bernoulli_log_norm): closed form with expm1 for
+    |eta| >= CB_TAYLOR_BELOW, the Taylor series below; both branches see safe inputs."""
+    a = tf.abs(logits)
+    small = a < CB_TAYLOR_BELOW
+    safe = tf.where(small, tf.ones_like(a), a)
+    exact = tf.math.log(safe) - tf.math.log(-tf.math.expm1(-safe)) + tf.math.log1p(tf.exp(-safe))
+    u2 = tf.square(tf.where(small, logits, tf.zeros_like(logits))) / 4.0
+    series = math.log(2.0) + u2 / 3.0 - 7.0 * u2 * u2 / 90.0 + 62.0 * u2 * u2 * u2 / 2835.0
+    return tf.where(small, series, exact)
+
+
+def _cb_nll(model: Any, logits: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    return _bce(logits, x) - continuous_bernoulli_log_norm(logits)
+
+
+def _elbo_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:
+    def elbo(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
+        """Negative ELBO per example: sum_pixels NLL(outputs, x) + beta * KL, z = mean + exp(v/2) eps."""
+        x, dropout = batch["x"], batch.get("dropout")
+        mean, logvar = model.encode(x, dropout)
+        z = mean + tf.exp(0.5 * logvar) * batch["noise"]
+        outputs = model.decode(z, dropout)
+        recon = tf.reduce_sum(nll(model, outputs, x), axis=-1)
+        kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mean) - tf.exp(logvar), axis=-1)
+        return {"loss": recon + batch["beta"] * kl, "reconstruction": recon, "kl": kl}
+
+    return elbo
+
+
+_elbo = _elbo_with(lambda model, logits, x: _bce(logits, x))
 
 
 def _binary(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
     """BCE of one logit per example against a 0/1 float label; accuracy counts logit > 0."""
-    logits = model.classify(batch["x"])[:, 0]
+    logits = model.classify(batch["x"], batch.get("dropout"))[:, 0]
     y = batch["y"]
     correct = tf.cast(tf.equal(logits > 0.0, y > 0.5), tf.float32)
     return {"loss": _bce(logits, y), "accuracy": correct}
@@ -58,7 +90,7 @@ def _binary(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
 
 def _categorical(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
     """Softmax CE against int32 class ids; accuracy is argmax == label."""
-    logits = model.classify(batch["x"])
+    logits = model.classify(batch["x"], batch.get("dropout"))
     y = batch["y"]
     per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
     correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), y), tf.float32)
@@ -68,6 +100,8 @@ def _categorical(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
 #: loss-spec type -> (model, batch of tensors) -> per-example values by metric name.
 LOSSES: dict[type, Callable[[Any, dict[str, tf.Tensor]], PerExample]] = {
     BernoulliELBO: _elbo,
+    GaussianELBO: _elbo_with(_gaussian_nll),
+    ContinuousBernoulliELBO: _elbo_with(_cb_nll),
     BinaryCrossEntropy: _binary,
     CategoricalCrossEntropy: _categorical,
 }

@@ -28,13 +28,14 @@ __all__ = ["assign", "from_canonical", "model_variables", "read", "to_canonical"
 def model_variables(model: Any) -> dict[str, tf.Variable]:
     """Canonical weight name -> variable, in `naming.weight_shapes(spec)` order.
 
-    The names come from `naming.weight_shapes` (never built here); the model's layers are
-    in the same order (`naming.dense_layers`), each contributing its kernel, then its bias.
+    The names come from the model's placed layers (`naming.towers`), checked against
+    `naming.weight_shapes`; TensorFlow's layouts are the canonical ones (Dense (in, out),
+    conv HWIO, conv2d_transpose (kh, kw, out, in)), so nothing is transposed.
     """
     shapes = weight_shapes(model.spec)
-    variables = [v for layer in model.layers() for v in (layer.kernel, layer.bias)]
-    out = dict(zip(shapes, variables, strict=True))
-    for name, var in out.items():  # a layout mismatch would be a bug here, not a user error
+    out = model.variables_by_name()
+    assert list(out) == list(shapes), (list(out), list(shapes))  # a bug here, not a user error
+    for name, var in out.items():
         assert tuple(var.shape) == shapes[name], (name, var.shape, shapes[name])
     return out
 

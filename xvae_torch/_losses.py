@@ -12,6 +12,7 @@ tests/conformance). Softmax CE is `F.cross_entropy(reduction="none")` (log-sum-e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from xvae.losses import (
+    CB_TAYLOR_BELOW,
     BernoulliELBO,
+    ContinuousBernoulliELBO,
+    GaussianELBO,
     BinaryCrossEntropy,
     CategoricalCrossEntropy,
     LossSpec,
@@ -37,21 +41,54 @@ def masked_means(mask: torch.Tensor, **per_example: torch.Tensor) -> dict[str, t
     return {name: torch.dot(mask, v) / total for name, v in per_example.items()}
 
 
-def _elbo(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Negative ELBO: sum_pixels BCE(logits, x) + beta * KL(N(mean, e^logvar) || N(0, I))."""
-    x = batch["x"]
-    mean, logvar = model.encode(x)
-    z = mean + torch.exp(0.5 * logvar) * batch["noise"]
-    logits = model.decode(z)
-    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
-    kl = -0.5 * torch.sum(1.0 + logvar - mean * mean - torch.exp(logvar), dim=-1)
-    metrics = masked_means(batch["mask"], loss=recon + batch["beta"] * kl, reconstruction=recon, kl=kl)
-    return metrics["loss"], metrics
+def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
+    """log C(eta) (xvae.losses.continuous_bernoulli_log_norm): closed form with expm1 for
+    |eta| >= CB_TAYLOR_BELOW, the Taylor series below; both branches see safe inputs."""
+    a = logits.abs()
+    small = a < CB_TAYLOR_BELOW
+    safe = torch.where(small, torch.ones_like(a), a)
+    exact = torch.log(safe) - torch.log(-torch.expm1(-safe)) + torch.log1p(torch.exp(-safe))
+    u2 = torch.where(small, logits, torch.zeros_like(logits)).square() / 4.0
+    series = math.log(2.0) + u2 / 3.0 - 7.0 * u2 * u2 / 90.0 + 62.0 * u2 * u2 * u2 / 2835.0
+    return torch.where(small, series, exact)
+
+
+def _bernoulli_nll(model: Any, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+
+
+def _gaussian_nll(model: Any, mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    log_sigma = model.decoder_log_sigma()
+    r = (x - mean) * (torch.exp(-log_sigma) if isinstance(log_sigma, torch.Tensor) else math.exp(-log_sigma))
+    return 0.5 * r * r + log_sigma + 0.5 * math.log(2.0 * math.pi)
+
+
+def _cb_nll(model: Any, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return (F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+            - continuous_bernoulli_log_norm(logits))
+
+
+def _elbo_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]) -> LossFn:
+    def elbo(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Negative ELBO: sum_pixels NLL(outputs, x) + beta * KL(N(mean, e^logvar) || N(0, I))."""
+        x, dropout = batch["x"], batch.get("dropout")
+        mean, logvar = model.encode(x, dropout)
+        z = mean + torch.exp(0.5 * logvar) * batch["noise"]
+        outputs = model.decode(z, dropout)
+        recon = nll(model, outputs, x).sum(dim=-1)
+        kl = -0.5 * torch.sum(1.0 + logvar - mean * mean - torch.exp(logvar), dim=-1)
+        metrics = masked_means(batch["mask"], loss=recon + batch["beta"] * kl, reconstruction=recon, kl=kl)
+        return metrics["loss"], metrics
+
+    return elbo
+
+
+_elbo = _elbo_with(_bernoulli_nll)
 
 
 def _binary(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One logit per example against 0/1 labels; accuracy counts (logit > 0) == label."""
-    logits = model.classify(batch["x"])[:, 0]
+    logits = model.classify(batch["x"], batch.get("dropout"))[:, 0]
     y = batch["y"].reshape(-1).to(logits.dtype)
     per = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
     correct = ((logits > 0) == (y > 0.5)).to(logits.dtype)
@@ -61,7 +98,7 @@ def _binary(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.T
 
 def _categorical(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Softmax CE against integer class ids; accuracy counts argmax == label."""
-    logits = model.classify(batch["x"])
+    logits = model.classify(batch["x"], batch.get("dropout"))
     y = batch["y"].reshape(-1).long()  # int64 class ids: float targets would mean probabilities
     per = F.cross_entropy(logits, y, reduction="none")
     correct = (torch.argmax(logits, dim=-1) == y).to(logits.dtype)
@@ -72,6 +109,8 @@ def _categorical(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, to
 #: Loss spec type -> its torch implementation.
 LOSSES: dict[type[LossSpec], LossFn] = {
     BernoulliELBO: _elbo,
+    GaussianELBO: _elbo_with(_gaussian_nll),
+    ContinuousBernoulliELBO: _elbo_with(_cb_nll),
     BinaryCrossEntropy: _binary,
     CategoricalCrossEntropy: _categorical,
 }

@@ -1,10 +1,10 @@
 """The only place canonical names and arrays meet torch tensors, and the only transposes.
 
-Canonical kernels are (in, out) (x @ W, DESIGN §4); `torch.nn.Linear.weight` is (out, in).
+Canonical kernels are (in, out) for Dense, HWIO for Conv2D and (kh, kw, out, in) for
+Conv2DTranspose (DESIGN §4, §8); torch stores (out, in), OIHW and (in, out, kh, kw).
 Every array whose canonical name ends in ".kernel" (weights, gradients and optimizer slots
-alike, e.g. `opt.m.decoder.output.kernel`) is transposed here and nowhere else:
-``torch.from_numpy(k.T.copy())`` on the way in, ``w.detach().cpu().numpy().T.copy()`` on
-the way out. Both are exact float32 copies, so round trips are bit-exact
+alike, e.g. `opt.m.decoder.output.kernel`) is transposed here and nowhere else (the last
+two axes, reversed, go first), as a contiguous copy both ways. Both are exact float32 copies, so round trips are bit-exact
 (transformers' ``weight`` -> ``kernel`` ``.T`` rule).
 """
 
@@ -18,6 +18,7 @@ import torch
 from numpy.typing import NDArray
 
 from xvae._errors import ConfigError
+from xvae.naming import LOG_SIGMA
 
 __all__ = ["check_names", "copy_in", "model_parameters", "read", "to_numpy", "to_torch"]
 
@@ -25,9 +26,12 @@ __all__ = ["check_names", "copy_in", "model_parameters", "read", "to_numpy", "to
 def model_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
     """Canonical weight name -> parameter (torch layout), in `naming.weight_shapes` order."""
     out: dict[str, torch.nn.Parameter] = {}
-    for name, linear in model.linears.items():
-        out[f"{name}.kernel"] = linear.weight
-        out[f"{name}.bias"] = linear.bias
+    for name, layer in model.by_name.items():
+        for param in layer.placed.param_shapes():
+            attr = "weight" if param in ("kernel", "scale") else param
+            out[f"{name}.{param}"] = getattr(layer, attr)
+    if getattr(model, "log_sigma", None) is not None:
+        out[LOG_SIGMA] = model.log_sigma
     return out
 
 
@@ -35,11 +39,20 @@ def _is_kernel(name: str) -> bool:
     return name.endswith(".kernel")
 
 
+def _to_torch_axes(ndim: int) -> tuple[int, ...]:
+    """Canonical kernel -> torch: Dense (in, out) -> (out, in); Conv2D HWIO -> OIHW;
+    Conv2DTranspose (kh, kw, out, in) -> (in, out, kh, kw). All one rule: the last two
+    axes, reversed, go first."""
+    return (ndim - 1, ndim - 2, *range(ndim - 2))
+
+
 def to_torch(name: str, array: Any, device: torch.device) -> torch.Tensor:
     """A canonical float32 array as a tensor in torch's layout, on `device` (a fresh copy)."""
     value = np.asarray(array, dtype=np.float32)
-    # torch.nn.Linear stores (out, in); canonical kernels are (in, out). Transpose here only.
-    value = value.T.copy() if _is_kernel(name) else np.array(value, order="C", copy=True)
+    if _is_kernel(name):  # transposed here only
+        value = np.ascontiguousarray(value.transpose(_to_torch_axes(value.ndim)))
+    else:
+        value = np.array(value, order="C", copy=True)
     return torch.from_numpy(value).to(device)
 
 
@@ -50,7 +63,7 @@ def to_numpy(name: str, tensor: torch.Tensor) -> NDArray[Any]:
     if not tensor.is_floating_point():
         return np.array(value, dtype=np.int64, order="C", copy=True)
     if _is_kernel(name):
-        return value.T.copy()
+        return np.ascontiguousarray(value.transpose(np.argsort(_to_torch_axes(value.ndim))))
     return np.array(value, dtype=np.float32, order="C", copy=True)
 
 

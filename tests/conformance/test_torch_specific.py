@@ -123,7 +123,7 @@ def test_precision_sets_tf32_inside_calls_and_restores_it(restore_tf32, user):
     seen = []
     for precision in ("highest", "fast"):
         prog = program("torch", spec, xvae.optim.SGD(0.1), precision=precision)
-        prog.model.linears["output"].register_forward_pre_hook(
+        prog.model.by_name["output"].register_forward_pre_hook(
             lambda *_, precision=precision: seen.append(
                 (precision, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)))
         b = batch(spec, np.random.default_rng(0))
