@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from xvae import backends as backends
 from xvae import callbacks as callbacks
 from xvae import datasets as datasets
+from xvae import layers as layers
 from xvae import losses as losses
 from xvae import optim as optim
 from xvae import schedules as schedules
@@ -56,6 +57,7 @@ __all__ = [
     "__version__",
     "backends",
     "callbacks",
+    "layers",
     "datasets",
     "losses",
     "optim",

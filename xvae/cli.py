@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--to", required=True, help="target backend")
     conv.add_argument("--out", default=None, help="output checkpoint (default: overwrite in place)")
 
+    desc = add("describe", "print a spec's layer table: output shapes and parameter counts")
+    desc.add_argument("spec", help="a spec JSON file (spec.to_json()) or a checkpoint directory")
+
     ev = add("evaluate", "evaluate a checkpoint on a dataset split")
     ev.add_argument("checkpoint", help="the checkpoint to evaluate, or a folder of them (the latest)")
     _add_data(ev, split="test", dataset_default="the one the checkpoint was trained on, else digits")
@@ -390,7 +393,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"backends": cmd_backends, "train": cmd_train, "compare": cmd_compare, "sample": cmd_sample,
+def cmd_describe(args: argparse.Namespace) -> int:
+    """Shapes are inferred when the spec is built: no framework is imported."""
+    from pathlib import Path
+
+    import xvae
+
+    path = Path(args.spec)
+    if path.is_dir():
+        text = json.loads((path / "xvae.json").read_text())
+        spec = xvae.spec_from_dict(text.get("spec") if isinstance(text, dict) else text)
+    else:
+        spec = xvae.spec_from_json(path.read_text())
+    if not hasattr(spec, "describe"):
+        raise xvae.SpecError(f"{args.spec} holds a {spec.kind} spec; describe takes a VAE or classifier spec.")
+    print(spec.describe())
+    return 0
+
+
+COMMANDS = {"backends": cmd_backends, "describe": cmd_describe, "train": cmd_train, "compare": cmd_compare, "sample": cmd_sample,
             "convert": cmd_convert, "evaluate": cmd_evaluate}
 
 

@@ -236,8 +236,9 @@ class Classifier(nn.Module):
         return self.classify(x, dropout)
 
 
-def build(spec: ModelSpec) -> VAE | Classifier:
-    """The flax module of a model spec (unbound: weights come from `set_state`, never `init`)."""
+def build(spec: ModelSpec, device: Any = None) -> VAE | Classifier:
+    """The flax module of a model spec (unbound: weights come from `set_state`, never `init`;
+    flax modules hold no arrays, so `device` is unused: the params tree is placed by `_weights`)."""
     towers = naming.towers(spec)
     if isinstance(spec, VAESpec):
         dec = spec.decoder

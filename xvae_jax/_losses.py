@@ -36,7 +36,8 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "LABEL_DTYPES", "loss_fn", "masked_means", "sigmoid_binary_cross_entropy"]
+__all__ = ["LOSSES", "LABEL_DTYPES", "loss_fn", "masked_means", "sigmoid_binary_cross_entropy",
+           "continuous_bernoulli_log_norm"]
 
 Array = jax.Array
 PerExample = Callable[[Mapping[str, Array], Mapping[str, Array]], dict[str, Array]]

@@ -163,7 +163,7 @@ class TFProgram(Program):
         self._loss = _losses.loss_fn(loss)
         self._binary = isinstance(loss, BinaryCrossEntropy)
         with tf.device(device):
-            self.model = _layers.Model(spec)
+            self.model = _layers.build(spec)
             self._weights = _weights.model_variables(self.model)
             self._optimizer = _optim.build(optimizer, self._weights) if optimizer is not None else None
         self._names = list(self._weights)
@@ -183,7 +183,7 @@ class TFProgram(Program):
     # -- traced bodies -----------------------------------------------------------------
     def _metrics(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         per = self._loss(self.model, batch)
-        return {name: _losses.masked_mean(per[name], batch["mask"]) for name in self.metric_names}
+        return _losses.masked_means({name: per[name] for name in self.metric_names}, batch["mask"])
 
     def _metrics_and_grads(self, batch: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
         with tf.GradientTape(watch_accessed_variables=False) as tape:

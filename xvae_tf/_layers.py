@@ -30,7 +30,7 @@ from xvae.layers import Placed
 from xvae.layers.conv import conv_padding, transpose_padding
 from xvae.naming import LOG_SIGMA, towers
 
-__all__ = ["ACTIVATIONS", "LAYERS", "Dense", "Conv2D", "Conv2DTranspose", "Model"]
+__all__ = ["ACTIVATIONS", "LAYERS", "Dense", "Conv2D", "Conv2DTranspose", "Model", "VAE", "Classifier", "build"]
 
 #: Hidden-layer activations by spec name. gelu is the exact erf form (not the tanh
 #: approximation); leaky_relu has negative slope 0.01, as the float64 reference.
@@ -227,3 +227,20 @@ class Model(tf.Module):
     def classify(self, x: tf.Tensor, dropout: tf.Tensor | None = None) -> tf.Tensor:
         """x (B, input_dim) -> logits (B, outputs)."""
         return self._tower("classify", x, dropout)
+
+
+class VAE(Model):
+    """A VAE's towers: `encode` and `decode` (the names the jax and torch backends use)."""
+
+
+class Classifier(Model):
+    """A classifier's tower: `classify`."""
+
+
+def build(spec: ModelSpec, device: str | None = None) -> Model:
+    """The tf.Module of `spec` with zero variables (set_state fills them), on `device` if given."""
+    cls = VAE if isinstance(spec, VAESpec) else Classifier
+    if device is None:
+        return cls(spec)
+    with tf.device(device):
+        return cls(spec)

@@ -17,7 +17,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before tensorflow is imported
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import tensorflow as tf
@@ -32,7 +32,7 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "loss_fn", "masked_mean"]
+__all__ = ["LOSSES", "loss_fn", "masked_means", "continuous_bernoulli_log_norm"]
 
 PerExample = dict[str, tf.Tensor]
 
@@ -115,6 +115,7 @@ def loss_fn(spec: LossSpec) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]
         raise NotImplementedError(f"{type(spec).__name__} is not implemented by the tf backend") from None
 
 
-def masked_mean(per_example: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """``sum(mask * per_example) / sum(mask)``: padded rows never count."""
-    return tf.reduce_sum(mask * per_example) / tf.reduce_sum(mask)
+def masked_means(per_example: Mapping[str, tf.Tensor], mask: tf.Tensor) -> dict[str, tf.Tensor]:
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
+    rows = tf.reduce_sum(mask)
+    return {name: tf.reduce_sum(mask * value) / rows for name, value in per_example.items()}

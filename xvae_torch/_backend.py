@@ -188,7 +188,7 @@ class TorchProgram(Program):
         self.model = _layers.build(spec, device)
         self.params = _weights.model_parameters(self.model)
         self.shapes = weight_shapes(spec)
-        self._loss = _losses.loss_function(loss)
+        self._loss = _losses.loss_fn(loss)
         self.compiled = compiled
         self._train_loss: Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
         if compiled:

@@ -29,16 +29,16 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "loss_function", "masked_means"]
+__all__ = ["LOSSES", "loss_fn", "masked_means", "continuous_bernoulli_log_norm"]
 
 Tensors = Mapping[str, torch.Tensor]
 LossFn = Callable[[Any, Tensors], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
-def masked_means(mask: torch.Tensor, **per_example: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``sum(mask * v) / sum(mask)`` for each per-example tensor v of shape (B,)."""
-    total = mask.sum()
-    return {name: torch.dot(mask, v) / total for name, v in per_example.items()}
+def masked_means(per_example: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
+    rows = mask.sum()
+    return {name: torch.dot(mask, v) / rows for name, v in per_example.items()}
 
 
 def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,7 @@ def _elbo_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]) -
         outputs = model.decode(z, dropout)
         recon = nll(model, outputs, x).sum(dim=-1)
         kl = -0.5 * torch.sum(1.0 + logvar - mean * mean - torch.exp(logvar), dim=-1)
-        metrics = masked_means(batch["mask"], loss=recon + batch["beta"] * kl, reconstruction=recon, kl=kl)
+        metrics = masked_means(dict(loss=recon + batch["beta"] * kl, reconstruction=recon, kl=kl), batch["mask"])
         return metrics["loss"], metrics
 
     return elbo
@@ -92,7 +92,7 @@ def _binary(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.T
     y = batch["y"].reshape(-1).to(logits.dtype)
     per = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
     correct = ((logits > 0) == (y > 0.5)).to(logits.dtype)
-    metrics = masked_means(batch["mask"], loss=per, accuracy=correct)
+    metrics = masked_means(dict(loss=per, accuracy=correct), batch["mask"])
     return metrics["loss"], metrics
 
 
@@ -102,7 +102,7 @@ def _categorical(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, to
     y = batch["y"].reshape(-1).long()  # int64 class ids: float targets would mean probabilities
     per = F.cross_entropy(logits, y, reduction="none")
     correct = (torch.argmax(logits, dim=-1) == y).to(logits.dtype)
-    metrics = masked_means(batch["mask"], loss=per, accuracy=correct)
+    metrics = masked_means(dict(loss=per, accuracy=correct), batch["mask"])
     return metrics["loss"], metrics
 
 
@@ -116,7 +116,7 @@ LOSSES: dict[type[LossSpec], LossFn] = {
 }
 
 
-def loss_function(spec: LossSpec) -> LossFn:
+def loss_fn(spec: LossSpec) -> LossFn:
     """The torch implementation of a loss spec (NotImplementedError if it has none)."""
     if type(spec) not in LOSSES:
         raise NotImplementedError(f"{type(spec).__name__} is not implemented by the torch backend")

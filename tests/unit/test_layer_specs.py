@@ -140,3 +140,21 @@ def test_checkpoints_written_before_layers_existed_still_load():
     import json
     saved = json.loads((FIXTURES / "v0-vae.xvae" / "xvae.json").read_text())["spec"]
     assert vae.spec.to_dict() == saved
+
+
+def test_cli_describe_prints_the_layer_table(tmp_path, capsys):
+    from xvae.cli import main
+
+    path = tmp_path / "spec.json"
+    path.write_text(conv_vae().to_json())
+    assert main(["describe", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == conv_vae().describe()
+    xvae.VAE(conv_vae(), backend="numpy").save(tmp_path / "m.xvae")
+    assert main(["describe", str(tmp_path / "m.xvae")]) == 0
+    assert "decoder.layers.4" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "classifier", "input_shape": [4, 4, 1], "outputs": 2, '
+                   '"layers": [{"type": "conv2d", "filters": 2, "kernel": 5, "padding": "valid"}]}')
+    assert main(["describe", str(bad)]) == 1
+    assert "layers[0] (Conv2D)" in capsys.readouterr().err

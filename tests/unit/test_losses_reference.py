@@ -82,3 +82,52 @@ def test_loss_for_spec():
     assert isinstance(losses.loss_for(xvae.VAESpec(input_dim=3, latents=1)), losses.BernoulliELBO)
     assert isinstance(losses.loss_for(xvae.ClassifierSpec(3)), losses.BinaryCrossEntropy)
     assert isinstance(losses.loss_for(xvae.ClassifierSpec(3, outputs=4)), losses.CategoricalCrossEntropy)
+
+
+# -- likelihoods of issue 11: float64 references at extreme values --------------------------
+
+CB_LOGITS = [0.0, 1e-8, -1e-4, 0.05, -0.0999, 0.1, 0.1001, -0.5, 3.0, -30.0, 88.0, 200.0, -1e4]
+
+
+@pytest.mark.parametrize("eta", CB_LOGITS)
+def test_continuous_bernoulli_log_norm_matches_high_precision(eta):
+    mp = pytest.importorskip("mpmath", reason="mpmath gives the 50-digit reference values")
+    mp.mp.dps = 50
+    e = mp.mpf(eta)
+    want = mp.log(2) if eta == 0 else mp.log(e / mp.tanh(e / 2))
+    got = losses.continuous_bernoulli_log_norm(eta)
+    assert np.isfinite(got) and abs(got - float(want)) <= 1e-14 * max(1.0, abs(float(want)))
+    mean = 0.5 if eta == 0 else 0.5 + 1 / (2 * mp.tanh(e / 2)) - 1 / e
+    assert abs(losses.continuous_bernoulli_mean(eta) - float(mean)) <= 1e-14
+    dwant = 0 if eta == 0 else 1 / e - 1 / mp.sinh(e)
+    # the derivative's series is cut after eta^7: ~1e-11 relative at |eta| = 0.1
+    assert abs(losses._cb_log_norm_grad(eta) - float(dwant)) <= 1e-11 * max(1e-3, abs(float(dwant)))
+
+
+def test_continuous_bernoulli_density_integrates_to_one():
+    x = (np.arange(200000) + 0.5) / 200000  # midpoint rule on [0, 1]
+    for eta in (-20.0, -1.0, 0.0, 0.03, 2.0, 40.0):
+        density = np.exp(-losses.continuous_bernoulli_nll(eta, x))
+        assert density.mean() == pytest.approx(1.0, rel=1e-6), eta
+        assert (density * x).mean() == pytest.approx(losses.continuous_bernoulli_mean(eta), rel=1e-6), eta
+
+
+def test_gaussian_nll_is_the_normal_log_density_at_extremes():
+    from scipy.stats import norm
+
+    for mu, x, log_sigma in [(0.0, 0.0, 0.0), (1e4, -1e4, 0.0), (0.3, 0.31, -20.0), (5.0, 0.0, 30.0)]:
+        want = -norm.logpdf(x, loc=mu, scale=np.exp(log_sigma))
+        assert losses.gaussian_nll(mu, x, log_sigma) == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "continuous_bernoulli"])
+def test_decoder_mean_and_reconstruction_dispatch(likelihood):
+    out = np.array([[-50.0, -1e-6, 0.0, 3.0]])
+    x = np.array([[0.0, 0.5, 1.0, 0.2]])
+    mean = losses.decoder_mean(likelihood, out)
+    want = {"bernoulli": 1 / (1 + np.exp(-out)), "gaussian": out,
+            "continuous_bernoulli": losses.continuous_bernoulli_mean(out)}[likelihood]
+    np.testing.assert_allclose(mean, want, rtol=1e-12, atol=1e-16)  # sigmoid(-50) ~ 2e-22 reads as 0
+    nll = {"bernoulli": losses.binary_cross_entropy(out, x), "gaussian": losses.gaussian_nll(out, x),
+           "continuous_bernoulli": losses.continuous_bernoulli_nll(out, x)}[likelihood]
+    np.testing.assert_allclose(losses.reconstruction_nll(likelihood, out, x), nll.sum(-1), rtol=1e-12)
