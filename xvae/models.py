@@ -324,7 +324,7 @@ def _default_backend() -> str:
 
 
 class VAE(Model):
-    """A variational autoencoder with a Bernoulli decoder, trained on the negative ELBO.
+    """A variational autoencoder trained on the negative ELBO (decoder likelihood from its spec).
 
     Examples:
         >>> vae = VAE(VAESpec(input_dim=64, hidden=(32,), latents=2), backend="numpy")
@@ -484,7 +484,11 @@ class VAE(Model):
         return out["mean"], out["logvar"]
 
     def decode(self, z: Any, logits: bool = False, batch_size: int | None = None) -> NDArray[np.float32]:
-        """Bernoulli means (n, output_dim) of p(x|z); logits=True returns the logits.
+        """The means of p(x|z), (n, output_dim); logits=True returns the decoder's raw outputs.
+
+        The mean is the likelihood's: sigmoid(logits) (Bernoulli), the output itself
+        (Gaussian), the continuous Bernoulli's mean. A decoder whose layers produce images
+        returns (n, *output_shape).
 
         Args:
             z: latent codes, shape (n, latents).
@@ -492,7 +496,7 @@ class VAE(Model):
             batch_size: rows per call (default 1024).
 
         Returns:
-            float32 array of shape (n, output_dim): probabilities in [0, 1], or logits.
+            float32 array of shape (n, output_dim) (or (n, *output_shape)): means, or logits.
         """
         out = self._run("decode", "z", _validate.features(z, self._latents, "z"), batch_size)["logits"]
         return self._image(out if _validate.flag(logits, "logits") else self._mean(out))
@@ -505,13 +509,13 @@ class VAE(Model):
             batch_size: rows per call (default 1024).
 
         Returns:
-            float32 Bernoulli means of shape (n, input_dim).
+            float32 means of p(x|z) of shape (n, input_dim) (images for an image decoder).
         """
         mean = self.encode(x, batch_size)[0]  # internal: not re-validated, NaN weights give NaN out
         return self._image(self._mean(self._run("decode", "z", mean, batch_size)["logits"]))
 
     def sample(self, n: int, seed: int = 0, binary: bool = False) -> NDArray[np.float32]:
-        """Decode z ~ N(0, I): Bernoulli means (n, output_dim), or 0/1 draws if binary.
+        """Decode z ~ N(0, I): means of p(x|z) (n, output_dim), or 0/1 draws if binary.
 
         Args:
             n: how many samples.

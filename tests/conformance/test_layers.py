@@ -263,3 +263,14 @@ def test_fit_with_dropout_and_images_matches_reference(backend):
     # evaluation applies no dropout: predict is deterministic
     clf = xvae.Classifier(spec, backend=backend, seed=4)
     np.testing.assert_array_equal(clf.predict(x[:5]), clf.predict(x[:5]))
+
+
+def test_fused_steps_with_dropout_equal_single_steps(backend):
+    """steps_per_call stacks the dropout masks with the batches: the same numbers."""
+    spec = CASES["dropout"]
+    x = np.random.default_rng(0).random((48, 64), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 3, 48)
+    one = xvae.Classifier(spec, backend=backend, seed=5).fit(x, y, epochs=1, batch_size=8, progress=False)
+    fused = xvae.Classifier(spec, backend=backend, seed=5).fit(x, y, epochs=1, batch_size=8, progress=False,
+                                                               steps_per_call=3)
+    np.testing.assert_allclose(fused.history["loss"], one.history["loss"], rtol=1e-5)

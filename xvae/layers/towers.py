@@ -31,10 +31,12 @@ class Placed(NamedTuple):
     masks: tuple[int, int] | None = None
 
     def param_shapes(self) -> dict[str, Shape]:
+        """The layer's parameters and their shapes on this input (e.g. {"kernel": ..., "bias": ...})."""
         return self.layer.param_shapes(self.input_shape)
 
     @property
     def activation(self) -> str:
+        """The layer's activation name ("linear" for layers without one)."""
         return getattr(self.layer, "activation", "linear")
 
 
