@@ -97,16 +97,14 @@ def _plain(value: Any) -> Any:
 
 
 def _shape(owner: str, name: str, value: Any) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value,)
     try:
         dims = tuple(value)
     except TypeError:
-        dims = ()
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        dims = (value,)
+    if not dims:
         raise SpecError(f"{owner}.{name} must be a tuple of positive ints such as (28, 28, 1). "
                         f"Received: {name}={value!r}")
-    return dims
+    return tuple(_positive_int(owner, name, d) for d in dims)
 
 
 def _layers(owner: str, value: Any) -> tuple[Layer, ...]:
@@ -198,7 +196,7 @@ class EncoderSpec(_Spec):
     def __init__(self, input_dim: int | None = None, latents: int | None = None, hidden: Any = (),
                  activation: str = "relu", *, input_shape: Any = None, layers: Any = None) -> None:
         shape = _input_shape("EncoderSpec", input_dim, input_shape)
-        _positive_int("EncoderSpec", "latents", latents)
+        latents = _positive_int("EncoderSpec", "latents", latents)
         hidden, activation, layers = _stack("EncoderSpec", hidden, activation, layers)
         for name, value in (("input_shape", shape), ("latents", latents), ("hidden", hidden),
                             ("activation", activation), ("layers", layers)):
@@ -257,7 +255,7 @@ class DecoderSpec(_Spec):
     def __init__(self, latents: int | None = None, output_dim: int | None = None, hidden: Any = (),
                  activation: str = "relu", likelihood: str = "bernoulli", *, output_shape: Any = None,
                  layers: Any = None, sigma: Any = 1.0) -> None:
-        _positive_int("DecoderSpec", "latents", latents)
+        latents = _positive_int("DecoderSpec", "latents", latents)
         shape = _input_shape("DecoderSpec", output_dim, output_shape, name="output")
         hidden, activation, layers = _stack("DecoderSpec", hidden, activation, layers)
         if likelihood not in LIKELIHOODS:
@@ -475,7 +473,7 @@ class ClassifierSpec(_Spec):
     def __init__(self, input_dim: int | None = None, hidden: Any = (), outputs: int = 1,
                  activation: str = "relu", *, input_shape: Any = None, layers: Any = None) -> None:
         shape = _input_shape("ClassifierSpec", input_dim, input_shape)
-        _positive_int("ClassifierSpec", "outputs", outputs)
+        outputs = _positive_int("ClassifierSpec", "outputs", outputs)
         hidden, activation, layers = _stack("ClassifierSpec", hidden, activation, layers)
         for name, value in (("input_shape", shape), ("hidden", hidden), ("outputs", outputs),
                             ("activation", activation), ("layers", layers)):
