@@ -10,9 +10,10 @@ after a warm-up epoch each; the ratio is the baseline's median epoch time over x
 (>= 1: xvae as fast as the hand-written loop).
 
     python -m benchmarks.conv_vae --backends jax,tf,torch --steps 20 --rounds 5
+    python -m benchmarks.conv_vae --memory
 
-Peak memory is not measured here (one process holds every framework); see the notes of
-issue 11.
+`--memory` measures peak RSS instead: each variant in a fresh process that imports xvae
+and the framework (so both pay the same imports) and runs two epochs.
 """
 
 from __future__ import annotations
@@ -225,12 +226,36 @@ def measure(backend: str, steps: int, rounds: int) -> dict[str, Any]:
             "ratio": med["hand-written"] / med["xvae"], "times": times}
 
 
+def peak_memory(backend: str, variant: str, steps: int) -> dict[str, Any]:
+    """Peak RSS (MB) of a fresh process that imports xvae and the framework (both variants
+    pay the same imports), then runs a warm-up epoch and one more of `variant`."""
+    import subprocess
+    import sys
+
+    code = (f"import resource, xvae, xvae.backends as b; b.get({backend!r}); "
+            f"from benchmarks.conv_vae import _data, xvae_epoch, BASELINES, BATCH; "
+            f"x = _data({steps} * BATCH); "
+            f"fn = xvae_epoch({backend!r}, x) if {variant!r} == 'xvae' else BASELINES[{backend!r}](x); "
+            f"fn(); fn(); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return {"backend": backend, "variant": variant, "peak_rss_mb": float(out.stdout.strip().splitlines()[-1])}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="jax,tf,torch")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--memory", action="store_true",
+                        help="peak RSS of xvae and of the hand-written loop, each in a fresh process")
     args = parser.parse_args(argv)
+    if args.memory:
+        for backend in args.backends.split(","):
+            rows = {v: peak_memory(backend, v, args.steps) for v in ("xvae", "hand-written")}
+            ratio = rows["xvae"]["peak_rss_mb"] / rows["hand-written"]["peak_rss_mb"]
+            print(json.dumps({"backend": backend, "peak_rss_mb": {v: r["peak_rss_mb"] for v, r in rows.items()},
+                              "xvae_over_hand_written": ratio}), flush=True)
+        return
     try:
         import torch  # noqa: F401  (before tensorflow in one process)
     except ImportError:
