@@ -42,6 +42,7 @@ __all__ = [
     "reconstruction_nll",
     "decoder_mean",
     "CB_TAYLOR_BELOW",
+    "CB_SERIES",
 ]
 
 F64 = NDArray[np.float64]
@@ -253,9 +254,16 @@ def masked_mean(per_example: ArrayLike, mask: ArrayLike) -> float:
     return float(np.sum(m * np.asarray(per_example, dtype=np.float64)) / np.sum(m))
 
 
-#: |logits| below which the continuous Bernoulli's log-normaliser and mean use their Taylor
-#: series (every backend uses the same cut): the closed forms cancel catastrophically at 0.
-CB_TAYLOR_BELOW = 0.1
+#: |logits| below which the float32 backends compute the continuous Bernoulli's log-normaliser
+#: by its Taylor series `CB_SERIES` (every backend uses the same cut and terms): the closed
+#: form's value cancels towards log 2 at 0, and its derivative 1/eta - 1/sinh(eta) cancels
+#: too (at |eta| = 0.1 it loses 1e-4 of its value in float32; at 1, 7 ulps). Seven terms
+#: leave 1.3e-9 at the cut, far below float32's 6e-8.
+CB_TAYLOR_BELOW = 1.0
+#: log(u coth u) = sum_k CB_SERIES[k] * u^(2k+2), u = eta / 2 (so log C = log 2 + that).
+CB_SERIES = (1 / 3, -7 / 90, 62 / 2835, -127 / 18900, 146 / 66825, -1414477 / 1915538625, 32764 / 127702575)
+#: The float64 reference's own cut: float64 closed forms are exact to ~1e-13 down to 0.1.
+_CB_REFERENCE_CUT = 0.1
 
 
 def gaussian_nll(mean: ArrayLike, targets: ArrayLike, log_sigma: ArrayLike = 0.0) -> F64:
@@ -282,10 +290,10 @@ def continuous_bernoulli_log_norm(logits: ArrayLike) -> F64:
     """log C(eta) of the continuous Bernoulli with logits eta (lambda = sigmoid(eta)).
 
     ``C = eta / tanh(eta / 2)``, so ``log C = log|eta| - log(1 - e^{-|eta|}) + log1p(e^{-|eta|})``
-    (with expm1: no cancellation in 1 - e^{-|eta|}) for |eta| >= `CB_TAYLOR_BELOW`; below,
+    (with expm1: no cancellation in 1 - e^{-|eta|}) for |eta| >= 0.1 in this float64
+    reference (the float32 backends switch at `CB_TAYLOR_BELOW` = 1 to `CB_SERIES`); below,
     where those terms cancel towards log 2 (lambda -> 0.5), the series in u = eta/2:
-    ``log 2 + u^2/3 - 7 u^4/90 + 62 u^6/2835 - 127 u^8/18900`` (next term ~3e-15 at the cut;
-    the float32 backends stop at u^6, whose remainder, 3e-13, is far below float32's 6e-8).
+    ``log 2 + u^2/3 - 7 u^4/90 + 62 u^6/2835 - 127 u^8/18900`` (next term ~3e-15 at 0.1).
 
     Examples:
         >>> bool(np.isclose(continuous_bernoulli_log_norm(0.0), np.log(2.0)))
@@ -293,7 +301,7 @@ def continuous_bernoulli_log_norm(logits: ArrayLike) -> F64:
     """
     eta = np.asarray(logits, np.float64)
     a = np.abs(eta)
-    small = a < CB_TAYLOR_BELOW
+    small = a < _CB_REFERENCE_CUT
     safe = np.where(small, 1.0, a)
     exact = np.log(safe) - np.log(-np.expm1(-safe)) + np.log1p(np.exp(-safe))
     u2 = np.where(small, eta, 0.0) ** 2 / 4.0
@@ -306,7 +314,7 @@ def _cb_log_norm_grad(logits: F64) -> F64:
     - 127 eta^7/604800 near 0)."""
     eta = np.asarray(logits, np.float64)
     a = np.abs(eta)
-    small = a < CB_TAYLOR_BELOW
+    small = a < _CB_REFERENCE_CUT
     safe = np.where(small, 1.0, a)
     inv_sinh = 2.0 * np.exp(-safe) / -np.expm1(-2.0 * safe)  # 1/sinh(|eta|), no overflow
     exact = np.sign(eta) * (1.0 / safe - inv_sinh)
@@ -334,7 +342,7 @@ def continuous_bernoulli_mean(logits: ArrayLike) -> F64:
         (0.5, 0.98)
     """
     eta = np.asarray(logits, np.float64)
-    small = np.abs(eta) < CB_TAYLOR_BELOW
+    small = np.abs(eta) < _CB_REFERENCE_CUT
     safe = np.where(small, 1.0, eta)
     exact = 0.5 + 0.5 / np.tanh(0.5 * safe) - 1.0 / safe
     e = np.where(small, eta, 0.0)

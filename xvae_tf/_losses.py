@@ -23,6 +23,7 @@ from typing import Any
 import tensorflow as tf
 
 from xvae.losses import (
+    CB_SERIES,
     CB_TAYLOR_BELOW,
     BernoulliELBO,
     ContinuousBernoulliELBO,
@@ -47,15 +48,23 @@ def _gaussian_nll(model: Any, outputs: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     return 0.5 * tf.square(r) + log_sigma + 0.5 * math.log(2.0 * math.pi)
 
 
+def _series(u2: Any) -> Any:
+    """sum_k CB_SERIES[k] u2^(k+1) in Horner form: log(u coth u) below the cut."""
+    acc = CB_SERIES[-1]
+    for c in reversed(CB_SERIES[:-1]):
+        acc = c + u2 * acc
+    return u2 * acc
+
+
 def continuous_bernoulli_log_norm(logits: tf.Tensor) -> tf.Tensor:
     """log C(eta) (xvae.losses.continuous_bernoulli_log_norm): closed form with expm1 for
-    |eta| >= CB_TAYLOR_BELOW, the Taylor series below; both branches see safe inputs."""
+    |eta| >= CB_TAYLOR_BELOW (1.0), the Taylor series (xvae.losses.CB_SERIES, Horner form in u^2) below; both branches see safe inputs."""
     a = tf.abs(logits)
     small = a < CB_TAYLOR_BELOW
     safe = tf.where(small, tf.ones_like(a), a)
     exact = tf.math.log(safe) - tf.math.log(-tf.math.expm1(-safe)) + tf.math.log1p(tf.exp(-safe))
     u2 = tf.square(tf.where(small, logits, tf.zeros_like(logits))) / 4.0
-    series = math.log(2.0) + u2 / 3.0 - 7.0 * u2 * u2 / 90.0 + 62.0 * u2 * u2 * u2 / 2835.0
+    series = math.log(2.0) + _series(u2)
     return tf.where(small, series, exact)
 
 

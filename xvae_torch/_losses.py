@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from xvae.losses import (
+    CB_SERIES,
     CB_TAYLOR_BELOW,
     BernoulliELBO,
     ContinuousBernoulliELBO,
@@ -41,15 +42,23 @@ def masked_means(per_example: Mapping[str, torch.Tensor], mask: torch.Tensor) ->
     return {name: torch.dot(mask, v) / rows for name, v in per_example.items()}
 
 
+def _series(u2: Any) -> Any:
+    """sum_k CB_SERIES[k] u2^(k+1) in Horner form: log(u coth u) below the cut."""
+    acc = CB_SERIES[-1]
+    for c in reversed(CB_SERIES[:-1]):
+        acc = c + u2 * acc
+    return u2 * acc
+
+
 def continuous_bernoulli_log_norm(logits: torch.Tensor) -> torch.Tensor:
     """log C(eta) (xvae.losses.continuous_bernoulli_log_norm): closed form with expm1 for
-    |eta| >= CB_TAYLOR_BELOW, the Taylor series below; both branches see safe inputs."""
+    |eta| >= CB_TAYLOR_BELOW (1.0), the Taylor series (xvae.losses.CB_SERIES, Horner form in u^2) below; both branches see safe inputs."""
     a = logits.abs()
     small = a < CB_TAYLOR_BELOW
     safe = torch.where(small, torch.ones_like(a), a)
     exact = torch.log(safe) - torch.log(-torch.expm1(-safe)) + torch.log1p(torch.exp(-safe))
     u2 = torch.where(small, logits, torch.zeros_like(logits)).square() / 4.0
-    series = math.log(2.0) + u2 / 3.0 - 7.0 * u2 * u2 / 90.0 + 62.0 * u2 * u2 * u2 / 2835.0
+    series = math.log(2.0) + _series(u2)
     return torch.where(small, series, exact)
 
 

@@ -274,3 +274,32 @@ def test_fused_steps_with_dropout_equal_single_steps(backend):
     fused = xvae.Classifier(spec, backend=backend, seed=5).fit(x, y, epochs=1, batch_size=8, progress=False,
                                                                steps_per_call=3)
     np.testing.assert_allclose(fused.history["loss"], one.history["loss"], rtol=1e-5)
+
+
+EXTREME = np.array([0.0, 1e-8, -1e-4, 0.05, -0.0999, 0.1, 0.1001, -0.5, 3.0, -30.0, 88.0, 200.0, -1e4],
+                   np.float32)
+
+
+@pytest.mark.parametrize("likelihood", ["continuous_bernoulli", "gaussian"])
+def test_likelihoods_at_extreme_outputs(backend, likelihood):
+    """Decoder outputs pinned to extreme values (z = 0, output = bias): per-pixel loss and
+    its gradient vs the float64 reference, finite everywhere, η = 0 and both sides of the
+    continuous Bernoulli's Taylor cut included."""
+    kwargs = {"sigma": "learned_per_output"} if likelihood == "gaussian" else {}
+    spec = xvae.VAESpec(encoder=xvae.EncoderSpec(len(EXTREME), 1),
+                        decoder=xvae.DecoderSpec(1, len(EXTREME), likelihood=likelihood, **kwargs))
+    w = {k: np.zeros(s, np.float32) for k, s in weight_shapes(spec).items()}
+    w["decoder.output.bias"] = EXTREME.copy()
+    if likelihood == "gaussian":
+        w["decoder.log_sigma"] = np.linspace(-3, 3, len(EXTREME)).astype(np.float32)
+    x = np.linspace(0, 1, len(EXTREME)).astype(np.float32)[None]
+    b = {"x": x, "noise": np.zeros((1, 1), np.float32), "mask": np.ones(1, np.float32), "beta": np.float32(1)}
+    want_m, want_g = program("numpy", spec, w=w).loss_and_grads(b)
+    got_m, got_g = program(backend, spec, w=w).loss_and_grads(b)
+    assert all(np.isfinite(v).all() for v in got_g.values()), f"{backend}: non-finite gradient"
+    # a sum of 13 float32 terms up to 1e4 (Gaussian: 0.5 (1e4 e^-3)^2 ~ 1e6): float32 relative rounding
+    assert got_m["reconstruction"] == pytest.approx(want_m["reconstruction"], rel=1e-6, abs=1e-5)
+    for name in ("decoder.output.bias", "decoder.log_sigma"):
+        if name in want_g:
+            # element-wise: each pixel's gradient is one float32 expression of one value
+            np.testing.assert_allclose(got_g[name], want_g[name], rtol=2e-6, atol=1e-6, err_msg=f"{backend} {name}")
