@@ -74,13 +74,17 @@ CASES = {
 BATCH, PAD = 16, 3
 
 
+#: The Adam learning rate of the trajectories, carried by every batch (the seam's "lr" input).
+TRAJ_LR = 3e-3
+
+
 def make_batch(spec, rng, size=BATCH, pad=PAD, train=True):
     """A padded batch in the seam's format, with dropout masks drawn as the core draws them."""
     real = size - pad
     mask = np.r_[np.ones(real), np.zeros(pad)].astype(np.float32)
     x = np.zeros((size, spec.input_dim), np.float32)
     x[:real] = rng.random((real, spec.input_dim), dtype=np.float32)
-    out = {"mask": mask}
+    out = {"mask": mask, "lr": np.float32(TRAJ_LR)}
     if isinstance(spec, xvae.VAESpec):
         if spec.decoder.likelihood == "bernoulli":
             x = (x > 0.6).astype(np.float32)
@@ -186,7 +190,7 @@ def _batches(case, steps):
 
 def _trajectory(name, case, steps):
     spec = CASES[case]
-    prog = program(name, spec, xvae.optim.Adam(3e-3), w=_weights(spec))
+    prog = program(name, spec, xvae.optim.Adam(TRAJ_LR), w=_weights(spec))
     losses = [float(prog.to_numpy(prog.train_step(b))["loss"]) for b in _batches(case, steps)]
     return np.array(losses), prog.get_state()[0]
 
