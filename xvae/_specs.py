@@ -265,11 +265,11 @@ class DecoderSpec(_Spec):
             if sigma not in ("learned", "learned_per_output"):
                 raise SpecError('DecoderSpec.sigma must be a number > 0, "learned" or "learned_per_output". '
                                 f"Received: sigma={sigma!r}")
-        elif isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < float("inf"):
+        elif (number := real(sigma)) is None or not 0 < number < float("inf"):
             raise SpecError(f"DecoderSpec.sigma must be a number > 0, \"learned\" or \"learned_per_output\". "
                             f"Received: sigma={sigma!r}")
         else:
-            sigma = float(sigma)
+            sigma = number
         if likelihood != "gaussian" and sigma != 1.0:
             raise SpecError(f'DecoderSpec.sigma applies to likelihood="gaussian" only. Received: '
                             f"likelihood={likelihood!r}, sigma={sigma!r}")

@@ -158,3 +158,19 @@ def test_cli_describe_prints_the_layer_table(tmp_path, capsys):
                    '"layers": [{"type": "conv2d", "filters": 2, "kernel": 5, "padding": "valid"}]}')
     assert main(["describe", str(bad)]) == 1
     assert "layers[0] (Conv2D)" in capsys.readouterr().err
+
+
+def test_input_range_follows_the_likelihood():
+    """Issue 16's range check, per likelihood: a Gaussian decoder takes any finite values,
+    a continuous Bernoulli [0, 1] like the Bernoulli."""
+    x = np.random.default_rng(0).normal(0, 3, (6, 8, 8, 1)).astype(np.float32)
+    xvae.VAE(conv_vae("gaussian", sigma="learned"), backend="numpy").fit(x, epochs=1, batch_size=3, progress=False)
+    for likelihood in ("continuous_bernoulli", "bernoulli"):
+        with pytest.raises(xvae.DataError, match=r"\[0, 1\]"):
+            xvae.VAE(conv_vae(likelihood), backend="numpy").fit(x, epochs=1, batch_size=3, progress=False)
+
+
+def test_numpy_numbers_in_layer_specs_are_plain_numbers():
+    spec = xvae.DecoderSpec(np.int64(2), output_shape=(np.int64(4),), likelihood="gaussian", sigma=np.float32(0.5))
+    assert spec.sigma == 0.5 and type(spec.sigma) is float and type(spec.output_shape[0]) is int
+    assert type(L.Conv2D(np.int32(3), np.int64(3)).filters) is int

@@ -84,7 +84,7 @@ class _Conv(Layer):
 
     def _validate(self) -> None:
         name = type(self).__name__
-        positive_int(name, "filters", self.filters)
+        object.__setattr__(self, "filters", positive_int(name, "filters", self.filters))
         kernel, stride = pair(name, "kernel", self.kernel), pair(name, "stride", self.stride)
         object.__setattr__(self, "kernel", kernel[0] if kernel[0] == kernel[1] else kernel)
         object.__setattr__(self, "stride", stride[0] if stride[0] == stride[1] else stride)
@@ -203,7 +203,8 @@ class Conv2DTranspose(_Conv):
 
     def __post_init__(self) -> None:
         self._validate()
-        positive_int("Conv2DTranspose", "output_padding", self.output_padding, minimum=0)
+        object.__setattr__(self, "output_padding",
+                           positive_int("Conv2DTranspose", "output_padding", self.output_padding, minimum=0))
         if any(self.output_padding >= s for s in self.strides):
             raise SpecError(f"Conv2DTranspose.output_padding must be smaller than the stride {self.stride}. "
                             f"Received: output_padding={self.output_padding}")

@@ -30,7 +30,7 @@ class Dense(Layer):
     activation: str = "linear"
 
     def __post_init__(self) -> None:
-        positive_int("Dense", "units", self.units)
+        object.__setattr__(self, "units", positive_int("Dense", "units", self.units))
         check_activation("Dense", self.activation)
 
     def output_shape(self, input_shape: Shape) -> Shape:

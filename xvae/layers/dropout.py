@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from xvae._errors import SpecError
 from xvae.layers._base import Array, Layer, Shape
 
@@ -31,7 +33,7 @@ class Dropout(Layer):
 
     def __post_init__(self) -> None:
         r = self.rate
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
+        if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, float, np.integer, np.floating)) or not 0 <= r < 1:
             raise SpecError(f"Dropout.rate must be a number in [0, 1). Received: rate={r!r}")
         object.__setattr__(self, "rate", float(r))
 

@@ -36,7 +36,8 @@ class LayerNorm(Layer):
 
     def __post_init__(self) -> None:
         eps = self.epsilon
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
+        if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (int, float, np.integer, np.floating)) \
+                or not 0 < eps < float("inf"):
             raise SpecError(f"LayerNorm.epsilon must be a number > 0. Received: epsilon={eps!r}")
         object.__setattr__(self, "epsilon", float(eps))
 
