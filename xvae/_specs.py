@@ -8,6 +8,7 @@ heads and output layers are linear: they emit logits, means and log-variances.
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ __all__ = [
 
 #: Decoder likelihoods (DecoderSpec.likelihood); xvae.losses has each one's float64 reference.
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli")
+#: The most hidden layers a spec may have (a longer `hidden` is a mistake, not a model).
+MAX_LAYERS = 1000
 
 
 def _positive_int(owner: str, name: str, value: Any) -> int:
@@ -45,13 +48,18 @@ def _positive_int(owner: str, name: str, value: Any) -> int:
 def _hidden(owner: str, value: Any) -> tuple[int, ...]:
     if integer(value) is not None:
         value = (value,)
+    if isinstance(value, (str, bytes)) or getattr(value, "ndim", 1) != 1:
+        raise SpecError(f"{owner}.hidden must be a sequence of positive integers, e.g. (500,). "
+                        f"Received: hidden={value!r:.200}")
     try:
-        widths = tuple(value)
+        widths = tuple(itertools.islice(value, MAX_LAYERS + 1))  # never a billion-item iterable
     except TypeError:
         raise SpecError(
             f"{owner}.hidden must be a sequence of positive integers, e.g. (500,). "
             f"Received: hidden={value!r}"
         ) from None
+    if len(widths) > MAX_LAYERS:
+        raise SpecError(f"{owner}.hidden has more than {MAX_LAYERS} layers. Received: hidden={value!r:.200}")
     ints = tuple(integer(w) for w in widths)
     if any(w is None or w < 1 for w in ints):
         raise SpecError(
@@ -556,7 +564,7 @@ def spec_from_dict(data: dict[str, Any]) -> Any:
         >>> spec_from_dict(spec.to_dict()) == spec
         True
     """
-    if not isinstance(data, dict) or data.get("kind") not in _KINDS:
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or data["kind"] not in _KINDS:
         raise SpecError(
             f"A spec dict needs 'kind' in {', '.join(_KINDS)}. Received: {data!r:.200}"
         )
@@ -575,9 +583,11 @@ def spec_from_json(text: str) -> Any:
     Raises:
         SpecError: the text is not JSON, or not a valid spec.
     """
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise SpecError(f"spec_from_json needs the JSON text (a str). Received: {text!r:.200}")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as err:
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError of bytes
         raise SpecError(f"A spec must be valid JSON: {err}") from None
     return spec_from_dict(data)
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xvae import _memory
 from xvae._errors import ConfigError, DataError
 from xvae._numbers import integer, real
 
@@ -82,6 +83,9 @@ def features(x: Any, width: int, name: str = "x", *, likelihood: str | None = No
         raise DataError(f"{name} must have {width} columns ({of}). Received shape {arr.shape}.")
     if arr.shape[0] == 0:
         raise DataError(f"{name} is empty (shape {arr.shape}): pass at least one example.")
+    copies = not (arr.dtype == np.float32 and arr.flags.c_contiguous)  # a broadcast view is not
+    _memory.require(arr.size * (1 + 4 * copies), f"checking {name} of shape {arr.shape} ({arr.dtype})",
+                    "pass fewer rows per call")
     lo, hi = float(arr.min()), float(arr.max())
     if not (np.isfinite(lo) and np.isfinite(hi)):
         bad = int(np.count_nonzero(~np.isfinite(arr)))
@@ -126,6 +130,11 @@ def labels(y: Any, n: int, outputs: int, name: str = "y") -> NDArray[Any]:
         raise DataError(f"{name} must hold integer class ids in 0..{outputs - 1} for outputs={outputs}. "
                         f"Received values in [{arr.min()}, {arr.max()}]: {fix}.")
     return arr.astype(np.int32)
+
+
+def is_integer(value: Any) -> bool:
+    """A Python or NumPy integer; never a bool, nor a np.timedelta64 (a NumPy integer subclass)."""
+    return (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.timedelta64)))
 
 
 def positive_int(value: Any, name: str) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -28,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from xvae._errors import ConfigError, TrainingDivergedError
+from xvae import _validate
+from xvae._errors import ConfigError, DataError, TrainingDivergedError
 from xvae._numbers import integer, real
 
 __all__ = ["CSVLogger", "Callback", "EarlyStopping", "JSONLogger", "LambdaCallback", "LearningRateScheduler",
@@ -42,6 +44,36 @@ def _count(owner: str, name: str, value: Any, low: int) -> int:
     if number is None or number < low:
         raise ConfigError(f"{owner}.{name} must be an integer >= {low}. Received: {name}={value!r:.100}")
     return number
+
+
+_NO_LOGS: Any = object()
+
+
+def _hook_args(owner: str, model: Any, epoch: Any = 0, logs: Any = _NO_LOGS, *, uses: tuple[str, ...] = ()) -> None:
+    """The arguments fit passes to a hook, checked when a hook is called by hand with others.
+
+    `uses`: the model methods the hook calls (a model is duck-typed: anything with them).
+    """
+    missing = [name for name in uses if not callable(getattr(model, name, None))]
+    if missing:
+        raise ConfigError(f"{owner}: model must be an xvae VAE or Classifier (it calls model.{missing[0]}()). "
+                          f"Received: {model!r:.100}")
+    _count(owner, "epoch", epoch, 0)
+    if logs is _NO_LOGS:
+        return
+    if not isinstance(logs, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float, np.integer, np.floating)) for k, v in logs.items()):
+        raise ConfigError(f"{owner}: logs must be a dict of metric name -> number, as fit passes. "
+                          f"Received: {logs!r:.100}")
+    try:
+        [float(v) for v in logs.values()]
+    except OverflowError:
+        raise ConfigError(f"{owner}: logs hold a number beyond float64. Received: {logs!r:.100}") from None
+
+
+def _file_error(owner: str, path: Path, err: OSError) -> DataError:
+    return DataError(f"{owner} cannot write {path}: {err.strerror or err} ({type(err).__name__}). "
+                     "Choose a writable file path.", path=str(path))
 
 
 class Callback:
@@ -68,7 +100,7 @@ class _Monitor:
     def __init__(self, owner: str, monitor: Any, mode: Any, min_delta: Any = 0.0) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise ConfigError(f"{owner}.monitor must be a metric name such as 'val_loss'. Received: {monitor!r:.100}")
-        if mode not in ("min", "max", "auto"):
+        if not isinstance(mode, str) or mode not in ("min", "max", "auto"):
             raise ConfigError(f"{owner}.mode must be 'min', 'max' or 'auto'. Received: mode={mode!r:.100}")
         delta = real(min_delta)
         if delta is None or not 0 <= delta < math.inf:
@@ -117,7 +149,7 @@ class EarlyStopping(Callback):
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
         self.monitor, self.mode, self.min_delta = monitor, self._monitor.mode, self._monitor.min_delta
         self.patience = _count("EarlyStopping", "patience", patience, 0)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = _validate.flag(restore_best_weights, "EarlyStopping.restore_best_weights")
         self.stopped_epoch = 0
         self._wait = 0
         self._best_weights: dict[str, np.ndarray] | None = None
@@ -137,6 +169,8 @@ class EarlyStopping(Callback):
         self._wait, self.stopped_epoch, self._best_weights = 0, 0, None
 
     def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        _hook_args("EarlyStopping.on_epoch_end", model, epoch, logs,
+                   uses=("get_weights",) if self.restore_best_weights else ())
         if self._monitor.update(epoch, logs):
             self._wait = 0
             if self.restore_best_weights:
@@ -144,10 +178,15 @@ class EarlyStopping(Callback):
             return
         self._wait += 1
         if self._wait >= self.patience:  # Keras: patience=0 stops at the first epoch without improvement
-            model.stop_training = True
+            try:
+                model.stop_training = True
+            except AttributeError:
+                raise ConfigError("EarlyStopping.on_epoch_end: model must be an xvae VAE or Classifier (it sets "
+                                  f"model.stop_training). Received: {model!r:.100}") from None
             self.stopped_epoch = epoch
 
     def on_train_end(self, model: Any) -> None:
+        _hook_args("EarlyStopping.on_train_end", model, uses=("set_weights",) if self._best_weights is not None else ())
         if self.restore_best_weights and self._best_weights is not None and model.epoch != self.best_epoch:
             model.set_weights(self._best_weights)
 
@@ -306,6 +345,7 @@ class ModelCheckpoint(Callback):
             self.directory = Path(directory)
         except TypeError:
             raise ConfigError(f"ModelCheckpoint.directory must be a path. Received: {directory!r:.100}") from None
+        save_best_only = _validate.flag(save_best_only, "ModelCheckpoint.save_best_only")
         self._monitor = _Monitor("ModelCheckpoint", monitor, mode) if save_best_only else None
         self.last_saved: Path | None = None
 
@@ -333,6 +373,7 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
         from xvae import checkpoint
 
+        _hook_args("ModelCheckpoint.on_epoch_end", model, epoch, logs, uses=("get_weights", "save"))
         if self._monitor is not None:
             if self._monitor.update(epoch, logs):
                 self._save(model, self.directory / "best.xvae", epoch, logs)
@@ -352,12 +393,43 @@ class _FileLogger(Callback):
             self.path = Path(path)
         except TypeError:
             raise ConfigError(f"{type(self).__name__}.path must be a file path. Received: {path!r:.100}") from None
-        self.append = bool(append)
+        self.append = _validate.flag(append, f"{type(self).__name__}.append")
 
     def on_train_begin(self, model: Any) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.append:
-            self.path.write_text("")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.append:
+                self.path.write_text("")
+        except OSError as err:
+            raise _file_error(type(self).__name__, self.path, err) from err
+
+    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        _hook_args(f"{type(self).__name__}.on_epoch_end", model, epoch, logs)
+        try:
+            self._write(int(epoch), logs)
+        except OSError as err:
+            raise _file_error(type(self).__name__, self.path, err) from err
+        except (ValueError, csv.Error) as err:  # a file that is not the logger's own format
+            raise DataError(f"{type(self).__name__}: {self.path} is not a file it wrote ({err}). "
+                            "Choose a new file, or append=False.", path=str(self.path)) from err
+
+    def _write(self, epoch: int, logs: Logs) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _read_text(owner: str, path: Any) -> str:
+        try:
+            file = Path(path)
+            if file.exists() and not file.is_file():  # a folder, or a FIFO whose read would block
+                raise DataError(f"{owner}.read cannot read {file}: it is not a regular file.", path=str(file))
+            return file.read_text()
+        except DataError:
+            raise
+        except TypeError:
+            raise ConfigError(f"{owner}.read needs a file path. Received: {path!r:.100}") from None
+        except (OSError, ValueError) as err:  # ValueError: a NUL byte; UnicodeDecodeError: not text
+            raise DataError(f"{owner}.read cannot read {path!r:.200}: {getattr(err, 'strerror', None) or err}.",
+                            path=str(path)) from err
 
 
 class CSVLogger(_FileLogger):
@@ -371,7 +443,7 @@ class CSVLogger(_FileLogger):
     def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
         super().__init__(path, append)
 
-    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+    def _write(self, epoch: int, logs: Logs) -> None:
         row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
         header: list[str] = []
         rows: list[dict[str, str]] = []
@@ -394,11 +466,17 @@ class CSVLogger(_FileLogger):
 
     @staticmethod
     def read(path: str | os.PathLike[str]) -> dict[str, list[float]]:
-        """The columns of a CSVLogger file as floats (empty cells: NaN)."""
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        """The columns of a CSVLogger file as floats (empty cells: NaN).
+
+        Raises:
+            DataError: the file cannot be read or is not a CSVLogger file.
+        """
+        rows = list(csv.DictReader(io.StringIO(CSVLogger._read_text("CSVLogger", path), newline="")))
         names = list(rows[0]) if rows else []
-        return {k: [float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows] for k in names}
+        try:
+            return {k: [float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows] for k in names}
+        except (TypeError, ValueError) as err:
+            raise DataError(f"CSVLogger.read: {path} is not a CSVLogger file ({err}).", path=str(path)) from None
 
 
 class JSONLogger(_FileLogger):
@@ -410,15 +488,23 @@ class JSONLogger(_FileLogger):
     def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
         super().__init__(path, append)
 
-    def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+    def _write(self, epoch: int, logs: Logs) -> None:
         record = {"epoch": epoch, **{k: (float(v) if math.isfinite(v) else None) for k, v in logs.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(record, allow_nan=False) + "\n")
 
     @staticmethod
     def read(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-        """The records of a JSONLogger file."""
-        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        """The records of a JSONLogger file.
+
+        Raises:
+            DataError: the file cannot be read or is not JSON lines.
+        """
+        text = JSONLogger._read_text("JSONLogger", path)
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as err:
+            raise DataError(f"JSONLogger.read: {path} is not a JSON-lines file ({err}).", path=str(path)) from None
 
 
 class LambdaCallback(Callback):

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import time
 import uuid
@@ -41,7 +42,8 @@ from xvae._specs import spec_from_dict
 from xvae.naming import STEP, optimizer_slots, weight_shapes
 from xvae.optim import STEP_DTYPE, optimizer_from_dict, step_count
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "latest", "list_checkpoints", "load", "read", "remove", "resolve", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "checkpoint_path", "latest", "list_checkpoints", "load", "read", "remove",
+           "resolve", "save"]
 
 FORMAT = "xvae-checkpoint"
 #: 2: opt.step is an int64 array, and optimizer specs may hold schedules, AdamW, weight
@@ -67,6 +69,28 @@ CRASH_POINTS = ("weights-half-written", "weights-written", "meta-written", "sync
 _EPOCH_NAME = re.compile(r"^epoch-(\d+)\.xvae$")
 
 Arrays = dict[str, NDArray[Any]]
+
+
+def checkpoint_path(path: Any, role: str = "checkpoint") -> Path:
+    """`path` as an absolute Path with a name, or a CheckpointError saying why it cannot be one.
+
+    The one place every function here turns its argument into a path: a non-path type,
+    "", "/", a NUL byte or ".." past the root are refused here, not deep inside pathlib or
+    the OS. "." and "run/.." name the folder they point to (made absolute, symlinks kept).
+    """
+    try:
+        text = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise CheckpointError(f"A {role} path must be a str or os.PathLike. Received: {path!r:.200} "
+                              f"({type(path).__name__}).", path=None) from None
+    if not text or "\0" in text:
+        why = "is empty" if not text else "contains a NUL byte"
+        raise CheckpointError(f"The {role} path {text!r:.200} {why}: pass a folder such as 'run.xvae'.", path=text)
+    target = Path(os.path.abspath(text))
+    if not target.name:
+        raise CheckpointError(f"The {role} path {text!r} is the file system root, which cannot be an xvae "
+                              f"{role}: pass a folder such as 'run.xvae'.", path=text)
+    return target
 
 
 def _crash_point(name: str) -> None:
@@ -124,7 +148,7 @@ def remove(path: str | os.PathLike[str]) -> None:
 
     Also finishes deletions that a crash interrupted in the same folder (`.*.trash-*`).
     """
-    target = Path(path)
+    target = checkpoint_path(path)
     _trash(target)
     for stale in target.parent.glob(".*.trash-*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -147,11 +171,22 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
     Raises:
         CheckpointError: `path` exists and is not an xvae checkpoint (it is never overwritten).
     """
+    target = checkpoint_path(path)
+    try:
+        return _save(model, target)
+    except CheckpointError:
+        raise
+    except OSError as err:  # a parent that is a file, a read-only folder, a full disk, a symlink loop
+        raise CheckpointError(f"Could not save a checkpoint to {target}: {err.strerror or err} "
+                              f"({type(err).__name__}{', ' + repr(err.filename) if err.filename else ''}). "
+                              "Choose a writable folder.", path=str(target)) from err
+
+
+def _save(model: Any, target: Path) -> Path:
     from safetensors.numpy import save as to_bytes
 
     from xvae import __version__
 
-    target = Path(path)
     if target.exists() and not _is_checkpoint_dir(target) and not (target.is_dir() and not any(target.iterdir())):
         raise CheckpointError(f"{target} exists and is not an xvae checkpoint; refusing to overwrite it. "
                               "Choose another path or delete it first.", path=str(target))
@@ -434,13 +469,17 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Arrays, Arrays]:
         CheckpointError: missing, truncated, corrupted or tampered files, a mismatch between
             the spec and the arrays, or a newer format version; `err.path` names the file.
     """
-    target = Path(path)
+    target = checkpoint_path(path)
     for attempt in range(_READ_TRIES):
-        folder = _recover(target)
+        try:
+            folder = _recover(target)
+        except OSError as err:  # a name too long for the file system, a path through a file
+            raise _fail(f"Could not read the checkpoint {target}: {err.strerror or err} ({type(err).__name__}).",
+                        target) from err
         before = _identity(folder / META)
         try:
             return _read(folder)
-        except (CheckpointError, FileNotFoundError) as err:
+        except OSError as err:  # CheckpointError is one; so are a vanished or unreadable file
             # A save by another process swapped the folder under us: the metadata file is a
             # different one now. Read again. Real damage leaves it unchanged: report it.
             in_flight = not target.exists() and target.with_name(target.name + _ASIDE).exists()
@@ -450,6 +489,9 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Arrays, Arrays]:
                 continue
             if isinstance(err, CheckpointError):
                 raise
+            if not isinstance(err, FileNotFoundError):
+                raise _fail(f"Could not read the checkpoint {target}: {err.strerror or err} "
+                            f"({type(err).__name__}, {err.filename!r}).", target) from err
             raise _fail(f"{target} changed while it was being read ({err.filename} vanished): another "
                         "process is saving to it. Load it again once that save is done.", target) from None
     raise AssertionError("unreachable")  # pragma: no cover
@@ -462,6 +504,8 @@ def _identity(file: Path) -> tuple[int, int, int, str] | None:
     """Which metadata file this is: inode, mtime, size and content (inodes get reused)."""
     try:
         st = file.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_META_BYTES:  # a FIFO would block the read
+            return st.st_ino, st.st_mtime_ns, st.st_size, ""
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
     except OSError:
         return None
@@ -505,11 +549,11 @@ def load(path: str | os.PathLike[str], backend: str | None = None, precision: st
     path = resolve(path)
     meta, weights, opt_state = read(path)
     cls = VAE if meta["kind"] == "vae" else Classifier
-    name = backend or meta.get("backend")
+    name = backend if backend is not None else meta.get("backend")
     if name is None or (backend is None and backends.why_unavailable(name)):
         name = None  # the saving backend is not installed here: the first available one
     model = cls(meta["spec"], backend=name, seed=None, init=meta.get("init", "glorot_uniform"),
-                precision=precision or meta.get("precision", "highest"))
+                precision=precision if precision is not None else meta.get("precision", "highest"))
     if meta["optimizer"] is not None:
         model._prepare_training(meta["optimizer"])
     try:
@@ -531,7 +575,7 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]
     A checkpoint that a crash left only as its set-aside copy (``.old``) is listed under
     its own name: `load` recovers it.
     """
-    folder = Path(directory)
+    folder = checkpoint_path(directory, "checkpoint folder")
     if not folder.is_dir():
         return []
     found: dict[int, Path] = {}

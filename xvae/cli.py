@@ -1,7 +1,8 @@
 """The `xvae` command line: thin argument parsing over library functions.
 
-Exit codes: 0 success, 1 an xvae error (one line on stderr; --debug shows the traceback),
-2 a usage error (argparse's).
+Exit codes: 0 success; 2 the command cannot run as given: a usage error, or an xvae error
+or OS error (bad value, missing or corrupt file, unknown backend); 1 an unexpected error (a
+bug: please report it). Every error is one line on stderr; --debug adds the traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from xvae._errors import XVAEError
 
@@ -70,16 +71,29 @@ def _add_model(p: argparse.ArgumentParser) -> None:
                    help="optimizer steps per compiled call (default 1; same numbers, less overhead)")
 
 
+#: Exit status of a command that cannot run as given (argparse's usage-error code).
+USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage itself is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        first = message.strip().splitlines()[0] if message.strip() else "invalid arguments"
+        self.exit(USAGE, f"{self.prog}: error: {first} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from xvae import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xvae", description="Train the same VAE or classifier in JAX, TensorFlow or PyTorch.",
-        epilog="Exit codes: 0 success, 1 error (one line; --debug for the traceback), 2 bad usage.")
+        epilog="Exit codes: 0 success, 2 the command cannot run as given (bad usage or an xvae error: one "
+               "line; --debug for the traceback), 1 an unexpected error.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"xvae {__version__}")
     # --debug after the command too (xvae train --debug); SUPPRESS keeps the top-level value otherwise
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -411,20 +425,38 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Arguments that name files or folders: checked once, here, before any command runs.
+PATH_ARGS = ("checkpoint", "out", "resume", "data_dir", "json", "markdown")
+
+
+def _bad_path(args: argparse.Namespace) -> str | None:
+    """Why a path argument cannot name a file (empty, a NUL byte), or None."""
+    for dest in PATH_ARGS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and (not value.strip() or "\0" in value):
+            flag = dest if dest == "checkpoint" else "--" + dest.replace("_", "-")
+            return f"argument {flag}: expected a file or folder path; got {value!r}"
+    return None
+
+
 COMMANDS = {"backends": cmd_backends, "describe": cmd_describe, "train": cmd_train, "compare": cmd_compare, "sample": cmd_sample,
             "convert": cmd_convert, "evaluate": cmd_evaluate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `xvae` console script; returns the exit code (0, 1 or 2).
+    """Entry point of the `xvae` console script; returns the exit code (0, 2 or 1).
 
     Errors print one line on stderr (``xvae CMD: error: Type: message``); ``--debug``
-    adds the traceback. Usage errors (argparse) exit 2, after argparse's usage line.
+    adds the traceback. Usage errors and xvae errors exit 2; an unexpected error exits 1.
     """
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, --version (0) and usage errors (2)
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    bad = _bad_path(args)
+    if bad:
+        print(f"xvae {args.command}: error: {bad} (see xvae {args.command} --help)", file=sys.stderr)
+        return USAGE
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -437,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = str(err).strip().splitlines() or [""]
         hint = "" if known or args.debug else " (an unexpected error: run with --debug for the traceback)"
         print(f"xvae {args.command}: error: {type(err).__name__}: {lines[0]}{hint}", file=sys.stderr)
-        return 1
+        return USAGE if known else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from xvae import _validate
 from xvae._errors import DataError
 
 __all__ = ["Dataset", "load", "binarize", "data_dir", "DIGITS_TRAIN_SIZE"]
@@ -113,7 +114,11 @@ class Dataset:
         Raises:
             DataError: `index` selects a single row (use a slice or an array).
         """
-        x, y = self.x[index], self.y[index]
+        try:
+            x, y = self.x[index], self.y[index]
+        except (IndexError, TypeError, ValueError, OverflowError) as err:
+            raise DataError(f"subset({index!r:.100}) must select rows with a slice, an integer index array or a "
+                            f"boolean mask of shape ({len(self)},): {err}") from None
         if x.ndim != 2:
             raise DataError(f"subset({index!r}) must select rows with a slice or an index array")
         return dataclasses.replace(self, x=x, y=y)
@@ -130,7 +135,13 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """
     if explicit is None:
         explicit = os.environ.get("XVAE_DATA_DIR") or Path.home() / ".cache" / "xvae"
-    return Path(explicit).expanduser()
+    try:
+        text = os.fsdecode(os.fspath(explicit))
+    except TypeError:
+        raise DataError(f"data_dir must be a folder path (str or os.PathLike). Received: {explicit!r:.100}") from None
+    if not text or "\0" in text:
+        raise DataError(f"data_dir must be a folder path. Received: {text!r:.100}; use '.' for the working folder.")
+    return Path(text).expanduser()
 
 
 _resolve_dir = data_dir  # `load` has a parameter of the same name
@@ -170,11 +181,15 @@ def load(
         DataError: unknown name or split; a file is missing (and not downloaded), cannot be
             downloaded, is not a valid IDX gzip file, or fails its checksum.
     """
-    key = str(name).lower().replace("-", "_")
+    key = name.lower().replace("-", "_") if isinstance(name, str) else None
     if key not in _SPLITS:
-        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(_NAMES)}")
-    if split not in _SPLITS[key]:
-        raise DataError(f"unknown split {split!r} for {key}; known splits: {', '.join(_SPLITS[key])}")
+        raise DataError(f"unknown dataset {name!r:.100}; known datasets: {', '.join(_NAMES)}")
+    if not isinstance(split, str) or split not in _SPLITS[key]:
+        raise DataError(f"unknown split {split!r:.100} for {key}; known splits: {', '.join(_SPLITS[key])}")
+    scale, download, progress = (_validate.flag(v, n) for v, n in ((scale, "scale"), (download, "download"),
+                                                                   (progress, "progress")))
+    if base_url is not None and not isinstance(base_url, str):
+        raise DataError(f"base_url must be a URL string or None. Received: {base_url!r:.100}")
     if key == "digits":
         raw, y, shape, top = *_load_digits(split), (8, 8), 16.0
     else:
@@ -207,14 +222,21 @@ def binarize(x: np.ndarray, mode: str, rng: np.random.Generator | None = None) -
     Raises:
         DataError: unknown mode, or "dynamic" without `rng`.
     """
-    x = np.asarray(x)
+    from xvae import _memory
+
+    x = _validate._numeric(x, "x", "(n, d)")
+    _memory.require(x.size * 9, f"binarize of an array of shape {x.shape}", "binarize fewer rows at a time")
+    if not isinstance(mode, str):
+        raise DataError(f"binarize mode must be 'static' or 'dynamic'. Received: {mode!r:.100}")
+    if mode == "dynamic" and rng is not None and not isinstance(rng, np.random.Generator):
+        raise DataError(f'binarize(x, "dynamic") needs rng=np.random.Generator. Received: {rng!r:.100}')
     if mode == "static":
         return (x > 0.5).astype(np.float32)
     if mode == "dynamic":
         if rng is None:
             raise DataError('binarize(x, "dynamic") needs rng=np.random.Generator')
         return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
-    raise DataError(f"unknown binarize mode {mode!r}; known modes: 'static', 'dynamic'")
+    raise DataError(f"unknown binarize mode {mode!r:.100}; known modes: 'static', 'dynamic'")
 
 
 def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -324,7 +346,7 @@ def _fetch(url: str, dest: Path, name: str, progress: bool) -> np.ndarray:
     except DataError as e:
         e.add_note(f"the download was discarded; nothing was cached in {dest.parent}")
         raise
-    except OSError as e:  # URLError, HTTPError, timeouts, unwritable folder
+    except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts, unwritable folder; ValueError: not a URL
         raise DataError(
             f"could not download {url} into {dest.parent}: {e}. Set XVAE_DATA_DIR (or data_dir=) "
             f"to a folder holding the files, or point base_url= / ${_SOURCES[name].env} at a "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xvae._errors import DataError
+from xvae._errors import ConfigError, DataError
 
 __all__ = ["History"]
 
@@ -35,13 +36,28 @@ class History:
     params: dict[str, Any] = field(default_factory=dict)
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
-        """Add one epoch's row."""
+        """Add one epoch's row.
+
+        Raises:
+            ConfigError: epoch is not an integer, or logs is not a dict of name -> number.
+        """
+        if isinstance(epoch, (bool, np.timedelta64)) or not isinstance(epoch, (int, np.integer)):
+            raise ConfigError(f"History.append: epoch must be an integer. Received: {epoch!r:.100}")
+        if not isinstance(logs, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float, np.integer, np.floating)) for k, v in logs.items()):
+            raise ConfigError(f"History.append: logs must be a dict of metric name -> number. Received: {logs!r:.100}")
+        try:
+            values = {name: float(value) for name, value in logs.items()}
+        except OverflowError:
+            raise ConfigError(f"History.append: logs hold a number beyond float64. Received: {logs!r:.100}") from None
         self.epoch.append(int(epoch))
-        for name, value in logs.items():
-            self.history.setdefault(name, []).append(float(value))
+        for name, value in values.items():
+            self.history.setdefault(name, []).append(value)
 
     def extend(self, other: History) -> None:
         """Append the rows of `other` (e.g. the History of a resumed fit)."""
+        if not isinstance(other, History):
+            raise ConfigError(f"History.extend needs a History. Received: {other!r:.100}")
         for i, epoch in enumerate(other.epoch):
             self.append(epoch, {k: v[i] for k, v in other.history.items() if i < len(v)})
 
@@ -56,7 +72,12 @@ class History:
         data["history"] = {k: [v if math.isfinite(v) else None for v in vs] for k, vs in data["history"].items()}
         text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False, default=_plain)
         if path is not None:
-            Path(path).write_text(text + "\n")
+            target = _path("History.to_json", path)
+            try:
+                target.write_text(text + "\n")
+            except OSError as err:
+                raise DataError(f"Cannot write the History to {target}: {err.strerror or err} "
+                                f"({type(err).__name__}). Choose a writable file path.", path=str(target)) from err
         return text
 
     @classmethod
@@ -70,7 +91,7 @@ class History:
             raise DataError("History 'history' must map metric names to lists of numbers.")
         try:
             values = {k: [math.nan if x is None else float(x) for x in v] for k, v in history.items()}
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise DataError(f"History 'history' holds a value that is not a number ({err}).") from None
         if not isinstance(epochs, list) or not all(isinstance(e, int) and not isinstance(e, bool) for e in epochs):
             raise DataError(f"History 'epoch' must be a list of integers. Received: {epochs!r:.100}")
@@ -84,9 +105,13 @@ class History:
         path = None
         text = text_or_path if isinstance(text_or_path, str) else None
         if text is None or not text.lstrip().startswith(("{", "[")):
-            path = Path(text_or_path)
+            path = _path("History.from_json", text_or_path)
             try:
+                if path.exists() and not path.is_file():  # a directory, a FIFO (whose read would block)
+                    raise DataError(f"Cannot read a History from {path}: it is not a regular file.", path=str(path))
                 text = path.read_text()
+            except UnicodeDecodeError as err:
+                raise DataError(f"Cannot read a History from {path}: not UTF-8 text ({err}).", path=str(path)) from None
             except OSError as err:
                 raise DataError(f"Cannot read a History from {path}: {err.strerror or err}.", path=str(path)) from None
         try:
@@ -95,6 +120,17 @@ class History:
             where = f" in {path}" if path else ""
             raise DataError(f"Invalid History JSON{where}: {err}.", path=str(path) if path else None) from None
         return cls.from_dict(data)
+
+
+def _path(owner: str, value: Any) -> Path:
+    """`value` as a file Path, or ConfigError: not a path, empty, or with a NUL byte."""
+    try:
+        text = os.fsdecode(os.fspath(value))
+    except TypeError:
+        raise ConfigError(f"{owner} needs a file path (str or os.PathLike). Received: {value!r:.100}") from None
+    if not text or "\0" in text:
+        raise ConfigError(f"{owner} needs a file path; {text!r:.100} is {'empty' if not text else 'not one (NUL byte)'}.")
+    return Path(text)
 
 
 def _plain(value: Any) -> Any:

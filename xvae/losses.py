@@ -19,6 +19,8 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from xvae import _memory, _validate
+from xvae._errors import DataError, SpecError
 from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 
 __all__ = [
@@ -46,6 +48,23 @@ __all__ = [
 ]
 
 F64 = NDArray[np.float64]
+#: float64 temporaries per element a reference loss allocates (inputs, products, exp, result).
+_TEMPORARIES = 6
+
+
+def _float64(where: str, **named: ArrayLike) -> list[F64]:
+    """The arguments as float64 arrays that broadcast together, or a DataError naming the one that does not."""
+    arrays = [_validate._numeric(value, f"{where}: {name}", "(n, ...)") for name, value in named.items()]
+    try:
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        shapes = ", ".join(f"{n}.shape={a.shape}" for n, a in zip(named, arrays))
+        raise DataError(f"{where}: the arguments must have broadcastable shapes. Received {shapes}.") from None
+    converted = sum(a.size for a in arrays if a.dtype != np.float64)
+    _memory.require(8 * (converted + _TEMPORARIES * int(np.prod(shape, dtype=object))), f"{where} on shape {shape}",
+                    "compute it on fewer rows at a time")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return [a.astype(np.float64, copy=False) for a in arrays]
 
 
 class LossSpec:
@@ -129,7 +148,7 @@ def loss_for(spec: ModelSpec) -> LossSpec:
         return BernoulliELBO()
     if isinstance(spec, ClassifierSpec):
         return BinaryCrossEntropy() if spec.outputs == 1 else CategoricalCrossEntropy()
-    raise TypeError(f"Not a model spec: {spec!r}")
+    raise SpecError(f"loss_for needs a VAESpec or ClassifierSpec. Received: {spec!r:.200}")
 
 
 def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:
@@ -150,8 +169,7 @@ def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:
         >>> float(binary_cross_entropy(1e9, 0.0))
         1000000000.0
     """
-    x = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
+    x, y = _float64("binary_cross_entropy", logits=logits, labels=labels)
     return np.maximum(x, 0.0) - x * y + np.log1p(np.exp(-np.abs(x)))
 
 
@@ -169,8 +187,9 @@ def kl_divergence(mean: ArrayLike, logvar: ArrayLike) -> F64:
         >>> kl_divergence([[0.0, 0.0]], [[0.0, 0.0]])
         array([-0.])
     """
-    m = np.asarray(mean, dtype=np.float64)
-    v = np.asarray(logvar, dtype=np.float64)
+    m, v = _float64("kl_divergence", mean=mean, logvar=logvar)
+    if m.ndim == 0 and v.ndim == 0:
+        raise DataError("kl_divergence sums over the last axis (the latents): pass arrays of shape (n, latents).")
     return -0.5 * np.sum(1.0 + v - m * m - np.exp(v), axis=-1)
 
 
@@ -191,9 +210,16 @@ def negative_elbo(
     Returns:
         (loss, reconstruction, kl), each float64 of shape (n,), in nats.
     """
+    b = np.asarray(beta) if isinstance(beta, (int, float, np.generic, np.ndarray)) else None
+    if b is None or b.ndim or b.dtype.kind not in "iuf" or not b >= 0:
+        raise DataError(f"negative_elbo: beta must be a number >= 0. Received: beta={beta!r:.100}")
     recon = np.sum(binary_cross_entropy(logits, targets), axis=-1)
     kl = kl_divergence(mean, logvar)
-    return recon + beta * kl, recon, kl
+    try:
+        return recon + beta * kl, recon, kl
+    except ValueError:
+        raise DataError(f"negative_elbo: the reconstruction per example has shape {recon.shape} but the KL has "
+                        f"shape {kl.shape}: logits/targets and mean/logvar must have the same rows.") from None
 
 
 def elbo(
@@ -229,8 +255,15 @@ def categorical_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:
         >>> categorical_cross_entropy([[1000.0, 0.0]], [0])
         array([0.])
     """
-    x = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels).astype(np.int64)
+    (x,) = _float64("categorical_cross_entropy", logits=logits)
+    y = _validate._numeric(labels, "categorical_cross_entropy: labels", "(n,)")
+    if x.ndim < 1 or x.shape[-1] == 0 or y.shape != x.shape[:-1]:
+        raise DataError(f"categorical_cross_entropy needs logits of shape (n, k), k >= 1, and labels of shape (n,). "
+                        f"Received logits.shape={x.shape}, labels.shape={y.shape}.")
+    if y.size and (y.dtype.kind not in "iub" or y.min() < 0 or y.max() >= x.shape[-1]):
+        raise DataError(f"categorical_cross_entropy: labels must be integer class ids in 0..{x.shape[-1] - 1}. "
+                        f"Received dtype {y.dtype}, values in [{y.min()}, {y.max()}].")
+    y = y.astype(np.int64)
     top = np.max(x, axis=-1, keepdims=True)
     lse = top[..., 0] + np.log(np.sum(np.exp(x - top), axis=-1))
     return lse - np.take_along_axis(x, y[..., None], axis=-1)[..., 0]
@@ -250,8 +283,9 @@ def masked_mean(per_example: ArrayLike, mask: ArrayLike) -> float:
         >>> masked_mean([1.0, 3.0, 100.0], [1.0, 1.0, 0.0])
         2.0
     """
-    m = np.asarray(mask, dtype=np.float64)
-    return float(np.sum(m * np.asarray(per_example, dtype=np.float64)) / np.sum(m))
+    values, m = _float64("masked_mean", per_example=per_example, mask=mask)
+    with np.errstate(divide="ignore", invalid="ignore"):  # an all-zero mask gives NaN, as 0/0 does
+        return float(np.sum(m * values) / np.sum(m))
 
 
 #: |logits| below which the float32 backends compute the continuous Bernoulli's log-normaliser

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from xvae import _training, _validate
+from xvae import _memory, _training, _validate
 from xvae import backends as _backends
 from xvae._errors import ConfigError, SpecError, XVAEError
 from xvae._numbers import real
@@ -33,6 +34,13 @@ __all__ = ["Model", "VAE", "Classifier"]
 PRECISIONS = ("highest", "fast")
 #: Rows per call for encode/decode/predict when batch_size is not given.
 INFERENCE_BATCH = 1024
+#: Bytes per weight a new model holds: the canonical float32 copy and the backend's own
+#: (float64 in the NumPy reference, the largest); the initialiser's float64 draw of one
+#: layer comes on top.
+MODEL_BYTES_PER_WEIGHT = 4 + 8
+#: Bytes per output value of encode/decode/predict: the float32 chunks, their
+#: concatenation, and the float64 temporary of the sigmoid/softmax.
+OUTPUT_BYTES_PER_VALUE = 4 + 4 + 8
 
 
 def _sigmoid(logits: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -74,8 +82,12 @@ class Model:
             raise SpecError(f"{type(self).__name__} needs a {self.spec_type.__name__}. "
                             f"Received: {type(spec).__name__}")
         _validate.choice(precision, "precision", PRECISIONS)
+        jit, xla = _validate.flag(jit, "jit"), _validate.flag(xla, "xla")
+        if device is not None and not isinstance(device, str):
+            raise ConfigError(f"device must be None or a device string such as 'cpu' or 'cuda:0'. "
+                              f"Received: device={device!r:.200}")
         self.spec = spec
-        self.backend = _backends.canonical_name(backend) if backend else _default_backend()
+        self.backend = _backends.canonical_name(backend) if backend is not None else _default_backend()
         self._backend = _backends.get(self.backend)  # raises here, not at fit()
         self.options = CompileOptions(jit=jit, xla=xla, precision=precision, device=device)  # type: ignore[arg-type]
         self.rng = np.random.default_rng(_validate.seed(seed))
@@ -87,6 +99,7 @@ class Model:
         self._compiled_optimizer: OptimizerSpec | None = None  # what self._program runs
         #: JSON-ready notes saved with the model (`xvae train` records its dataset here).
         self.metadata: dict[str, Any] = {}
+        _check_model_fits(spec)
         weights = initialize(spec, self.rng, init)
         self._program = self._compile(None)
         self._program.set_state(weights)
@@ -178,9 +191,17 @@ class Model:
         placed = towers(self.spec)
         return placed if any(p.masks for tower in placed.values() for p in tower) else None
 
+    def _output_width(self, fn: str) -> int:
+        """Values per row that the inference function `fn` returns (for the memory check)."""
+        raise NotImplementedError
+
     def _run(self, fn: str, key: str, arr: NDArray[np.float32], batch_size: int | None) -> dict[str, NDArray[np.float32]]:
         """Run an inference function in fixed-size chunks (the tail padded: one compiled shape)."""
         bs = _validate.positive_int(batch_size, "batch_size") if batch_size is not None else INFERENCE_BATCH
+        width = self._output_width(fn)
+        _memory.require(len(arr) * width * OUTPUT_BYTES_PER_VALUE,
+                        f"{fn} of {len(arr):,} rows ({width} output values each)",
+                        "pass fewer rows per call (split the input and concatenate the results)")
         if len(arr) <= bs:
             return self._program.run(fn, **{key: arr})
         parts: list[dict[str, NDArray[np.float32]]] = []
@@ -232,7 +253,7 @@ class Model:
              checkpoint_every: int, keep: int, resume: bool) -> History:
         from xvae.callbacks import ModelCheckpoint
 
-        callbacks = list(callbacks or ())
+        callbacks = _validate.callbacks(callbacks)
         if checkpoint_dir is not None:
             callbacks.append(ModelCheckpoint(checkpoint_dir, every=checkpoint_every, keep=keep))
         try:
@@ -299,13 +320,17 @@ def check_weights(spec: ModelSpec, weights: Any) -> dict[str, NDArray[np.float32
     if not isinstance(weights, dict):
         raise SpecError(f"weights must be a dict of canonical name -> array. Received: {type(weights).__name__}")
     want = weight_shapes(spec)
-    missing, extra = sorted(set(want) - set(weights)), sorted(set(weights) - set(want))
+    missing, extra = sorted(set(want) - set(weights)), sorted(set(weights) - set(want), key=repr)
     if missing or extra:
         raise SpecError(f"weights do not match the spec: missing {missing or 'none'}, "
                         f"unexpected {extra or 'none'}.")
     out = {}
     for name, shape in want.items():
-        arr = np.asarray(weights[name])
+        try:
+            arr = np.asarray(weights[name])
+        except (ValueError, TypeError) as err:  # ragged lists, objects NumPy cannot hold
+            raise SpecError(f"weights[{name!r}] is not an array ({type(err).__name__}: {str(err)[:100]}). "
+                            f"Pass a float32 array of shape {shape}.") from None
         if arr.shape != shape:
             raise SpecError(f"weights[{name!r}] must have shape {shape}. Received {arr.shape}.")
         if arr.dtype != np.float32:
@@ -313,6 +338,14 @@ def check_weights(spec: ModelSpec, weights: Any) -> dict[str, NDArray[np.float32
                             "convert with .astype(np.float32).")
         out[name] = np.ascontiguousarray(arr)
     return out
+
+
+def _check_model_fits(spec: ModelSpec) -> None:
+    """ConfigError before initialising a spec whose weights cannot fit in memory."""
+    sizes = [math.prod(shape) for shape in weight_shapes(spec).values()]
+    count = sum(sizes)
+    _memory.require(count * MODEL_BYTES_PER_WEIGHT + 8 * max(sizes, default=0), f"A {spec.kind} with {count:,} weights",
+                    "use smaller input_dim, hidden widths, latents or outputs")
 
 
 def _default_backend() -> str:
@@ -348,6 +381,9 @@ class VAE(Model):
         """Flat rows as (n, *output_shape) when the decoder's layers produce images."""
         dec = self.spec.decoder  # type: ignore[union-attr]
         return rows.reshape(len(rows), *dec.output_shape) if dec.layers is not None else rows
+
+    def _output_width(self, fn: str) -> int:
+        return 2 * self.spec.latents if fn == "encode" else self.spec.input_dim  # type: ignore[union-attr]
 
     def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32]:
         if isinstance(beta, Schedule):  # per step: a function of the model's step
@@ -527,6 +563,10 @@ class VAE(Model):
             float32 array of shape (n, output_dim).
         """
         n = _validate.positive_int(n, "n")
+        binary = _validate.flag(binary, "binary")
+        width = self.spec.input_dim  # type: ignore[union-attr]
+        _memory.require(n * (4 * self._latents + width * (OUTPUT_BYTES_PER_VALUE + (8 if binary else 0))),
+                        f"sample(n={n:,}) of {width} values each", "draw fewer samples per call, in a loop")
         rng = np.random.default_rng(_validate.seed(seed))
         probs = self.decode(rng.standard_normal((n, self._latents), dtype=np.float32))
         if binary and self.spec.decoder.likelihood == "gaussian":  # type: ignore[union-attr]
@@ -546,6 +586,9 @@ class Classifier(Model):
 
     spec_type = ClassifierSpec
     kind = "classifier"
+
+    def _output_width(self, fn: str) -> int:
+        return self.spec.outputs  # type: ignore[union-attr]
 
     def _check_xy(self, x: Any, y: Any, name: str = "x") -> tuple[NDArray[np.float32], NDArray[Any]]:
         if y is None:

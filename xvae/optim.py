@@ -28,10 +28,11 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 from numpy.typing import NDArray
 
+from xvae import _memory, _validate
 from xvae._errors import ConfigError, SpecError
 from xvae._numbers import PlainNumbers, real
 from xvae.naming import STEP, slot_name
-from xvae.schedules import Schedule, schedule_from_dict
+from xvae.schedules import Schedule, schedule_from_dict, steps_array
 
 __all__ = ["OptimizerSpec", "SGD", "Adam", "AdamW", "optimizer_from_dict", "STEP_DTYPE", "step_count",
            "clip_by_global_norm_reference"]
@@ -49,8 +50,8 @@ def step_count(value: Any) -> int:
     Raises:
         ConfigError: the value is not a whole number >= 0.
     """
-    arr = np.asarray(value)
     try:
+        arr = np.asarray(value)
         ok = arr.shape == () and (np.issubdtype(arr.dtype, np.integer) or
                                   (np.issubdtype(arr.dtype, np.floating) and float(arr).is_integer()))
         ok = ok and int(arr) >= 0
@@ -58,13 +59,16 @@ def step_count(value: Any) -> int:
         ok = False
     if not ok:
         raise ConfigError(f"optimizer state {STEP!r} must be a whole number of steps >= 0 (a 0-d array). "
-                          f"Received {arr!r:.100}.")
+                          f"Received {value!r:.100}.")
     return int(arr)
 
 
 def clip_by_global_norm_reference(grads: Mapping[str, NDArray[Any]], clip_norm: float | None) -> Arrays:
     """float64 global-norm clipping: g * c / |g| when |g| >= c (unchanged below, or without c)."""
-    g = {k: np.asarray(v, np.float64) for k, v in grads.items()}
+    arrays = _arrays("clip_by_global_norm_reference", "grads", grads)
+    _check_clip("clip_by_global_norm_reference", clip_norm)
+    _memory.require(16 * sum(v.size for v in arrays.values()), "clip_by_global_norm_reference", "pass smaller arrays")
+    g = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
     if clip_norm is None:
         return g
     norm = math.sqrt(sum(float(np.sum(v * v)) for v in g.values()))
@@ -101,6 +105,21 @@ def _check_clip(owner: str, value: Any) -> None:
                             f"Received: clip_norm={value!r:.100}")
 
 
+def _arrays(where: str, name: str, value: Any, like: Mapping[str, NDArray[Any]] | None = None,
+            names: Any = None) -> Arrays:
+    """A mapping name -> real array (shaped as in `like` where given), or ConfigError/DataError."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: {name} must be a dict of name -> array. Received: {value!r:.200}")
+    out = {str(k): _validate._numeric(v, f"{name}[{k!r}]", "like the weight") for k, v in value.items()}
+    for key in names if names is not None else (like or {}):
+        if key not in out:
+            raise ConfigError(f"{where}: {name} lacks {key!r}. Received names: {sorted(out)[:5]}")
+        if like is not None and key in like and out[key].shape != np.shape(like[key]):
+            raise ConfigError(f"{where}: {name}[{key!r}] has shape {out[key].shape}; the weight has "
+                              f"{np.shape(like[key])}.")
+    return out
+
+
 class OptimizerSpec(PlainNumbers):
     """Base of optimizer specs. `slots` names the per-weight state arrays.
 
@@ -134,7 +153,8 @@ class OptimizerSpec(PlainNumbers):
         if isinstance(self.lr, Schedule):
             return self.lr(step)
         value = float(self.lr)
-        return value if np.ndim(step) == 0 else np.full(np.shape(step), value)
+        steps = steps_array(f"{type(self).__name__}.lr_at", step)
+        return value if steps.ndim == 0 else np.full(steps.shape, value)
 
     def without_lr(self) -> "OptimizerSpec":
         """This spec with lr=0: all a compiled step depends on (lr is a step input)."""
@@ -150,6 +170,9 @@ class OptimizerSpec(PlainNumbers):
             {"opt.step": int64 0-d zero} plus a float32 zero array of each weight's shape
             per slot, named `opt.<slot>.<weight>`.
         """
+        weights = _arrays(f"{type(self).__name__}.init_state", "weights", weights)
+        _memory.require(4 * len(self.slots) * sum(w.size for w in weights.values()),
+                        f"{type(self).__name__}.init_state for {len(weights)} weights", "pass smaller weights")
         state: Arrays = {STEP: np.zeros((), STEP_DTYPE)}
         for slot in self.slots:
             for name, w in weights.items():
@@ -172,6 +195,11 @@ class OptimizerSpec(PlainNumbers):
             (new weights, new state), float64 arrays in canonical names; "opt.step" (int64)
             counts the updates taken.
         """
+        weights, grads, state = self._checked(weights, grads, state)
+        if lr is not None and (isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating))
+                               or not 0 <= lr < math.inf):
+            raise ConfigError(f"{type(self).__name__}.update_reference: lr must be a finite number >= 0 or None. "
+                              f"Received: lr={lr!r:.100}")
         t = step_count(state[STEP])
         rate = float(self.lr_at(t)) if lr is None else float(lr)
         g = clip_by_global_norm_reference(grads, self.clip_norm)
@@ -183,6 +211,18 @@ class OptimizerSpec(PlainNumbers):
     def _update(self, w: Arrays, g: Arrays, s: Arrays, lr: float, t: int) -> tuple[Arrays, Arrays]:
         """The optimizer's equations on float64 arrays; t counts this update (1 for the first)."""
         raise NotImplementedError
+
+    def _checked(self, weights: Any, grads: Any, state: Any) -> tuple[Arrays, Arrays, Arrays]:
+        """update_reference's arguments as arrays with the names and shapes they must have."""
+        where = f"{type(self).__name__}.update_reference"
+        weights = _arrays(where, "weights", weights)
+        grads = _arrays(where, "grads", grads, like=weights)
+        slots = {slot_name(slot, name): w for slot in self.slots for name, w in weights.items()}
+        state = _arrays(where, "state", state, like=slots, names=[STEP, *slots])
+        # float64 copies of weights, grads and each slot, and as many temporaries
+        _memory.require(16 * (2 + len(self.slots)) * sum(w.size for w in weights.values()),
+                        f"{where} for {len(weights)} weights", "pass smaller weights")
+        return weights, grads, state
 
 
 @dataclass(frozen=True)
@@ -347,9 +387,11 @@ def optimizer_from_dict(data: Mapping[str, Any]) -> OptimizerSpec:
         SpecError: unknown kind, unknown field, or an invalid value.
     """
     kind = data.get("kind") if isinstance(data, Mapping) else None
-    if kind not in _KINDS:
-        raise SpecError(f"Unknown optimizer {kind!r}. Known optimizers: {', '.join(_KINDS)}.")
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise SpecError(f"Unknown optimizer {kind!r:.100}. Known optimizers: {', '.join(_KINDS)}.")
     fields = {k: v for k, v in data.items() if k != "kind"}
+    if not all(isinstance(k, str) for k in fields):
+        raise SpecError(f"Bad {kind} optimizer fields: names must be strings. Received: {sorted(map(repr, fields))}")
     if isinstance(fields.get("lr"), Mapping):
         fields["lr"] = schedule_from_dict(fields["lr"])
     try:

@@ -41,7 +41,13 @@ def _finish(fig: Any, path: PathLike | None) -> Any:
     if path is not None:
         # Figure.savefig renders with Agg. No bbox_inches="tight": it renders twice (3x slower);
         # the layouts above leave no margins to trim.
-        fig.savefig(os.fspath(path), dpi=100)
+        try:
+            fig.savefig(os.fspath(path), dpi=100)
+        except TypeError:
+            raise ConfigError(f"path must be a file path (str or os.PathLike). Received: {path!r:.100}") from None
+        except (OSError, ValueError) as err:  # ValueError: matplotlib knows no such format (".xvae")
+            raise DataError(f"Cannot write the figure to {path}: {getattr(err, 'strerror', None) or err}. "
+                            "Use a .png, .pdf or .svg path in a writable folder.", path=str(path)) from err
     return fig
 
 

@@ -28,6 +28,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
@@ -43,7 +44,7 @@ __all__ = ["Schedule", "Constant", "LinearWarmup", "CosineDecay", "ExponentialDe
 
 
 def _number(owner: str, name: str, value: Any, low: float = 0.0, *, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_, np.timedelta64))
     try:
         ok = ok and math.isfinite(float(value)) and (float(value) > low if strict else float(value) >= low)
     except OverflowError:
@@ -55,9 +56,19 @@ def _number(owner: str, name: str, value: Any, low: float = 0.0, *, strict: bool
 
 
 def _steps(owner: str, name: str, value: Any, low: int = 0) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+    if isinstance(value, (bool, np.bool_, np.timedelta64)) or not isinstance(value, (int, np.integer)) or value < low:
         raise SpecError(f"{owner}.{name} must be a whole number of steps >= {low}. Received: {name}={value!r:.100}")
     return int(value)
+
+
+def steps_array(where: str, step: Any) -> NDArray[np.float64]:
+    """`step` (an int or an array of them) as float64, or a ConfigError/DataError naming `where`."""
+    from xvae import _memory, _validate
+
+    arr = _validate._numeric(step, where, "() or (n,)")
+    _memory.require(8 * 4 * arr.size, f"{where} for {arr.size:,} steps", "evaluate fewer steps at a time")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return arr.astype(np.float64)
 
 
 class Schedule(PlainNumbers):
@@ -69,12 +80,23 @@ class Schedule(PlainNumbers):
 
     kind: ClassVar[str]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every subclass's `evaluate` gets its steps checked first (a public entry point too)."""
+        super().__init_subclass__(**kwargs)
+        evaluate = cls.__dict__.get("evaluate")
+        if evaluate is not None:
+            @functools.wraps(evaluate)
+            def checked(self: Schedule, steps: Any) -> NDArray[np.float64]:
+                return evaluate(self, steps_array(f"{cls.__name__}.evaluate", steps))
+
+            cls.evaluate = checked  # type: ignore[method-assign]
+
     def evaluate(self, steps: NDArray[np.float64]) -> NDArray[np.float64]:
         """The schedule at each step (float64 in, float64 out, same shape)."""
         raise NotImplementedError
 
     def __call__(self, step: Any) -> Any:
-        s = np.asarray(step, np.float64)
+        s = steps_array(f"{type(self).__name__}(step)", step)
         out = np.asarray(self.evaluate(s), np.float64)
         return float(out) if out.ndim == 0 else out
 

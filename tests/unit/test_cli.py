@@ -1,6 +1,6 @@
 """The `xvae` command line (issue 4.6), in-process through `xvae.cli.main` on the numpy backend,
-plus the installed console script in a real subprocess. Exit codes: 0 ok, 1 error (one line,
-no traceback unless --debug), 2 usage."""
+plus the installed console script in a real subprocess. Exit codes: 0 ok, 2 a usage or xvae
+error (one line, no traceback unless --debug), 1 an unexpected error (one line too)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_top_level_help(capsys):
     out = capsys.readouterr().out
     for command in ("backends", "train", "compare", "sample", "convert", "evaluate"):
         assert command in out
-    assert "Exit codes: 0 success, 1 error" in out
+    assert "Exit codes: 0 success, 2 the command cannot run as given" in out
 
 
 @pytest.mark.parametrize(("command", "words"), [
@@ -71,27 +71,29 @@ def test_version(capsys):
 
 
 @pytest.mark.parametrize("argv", [[], ["fly"], ["train", "--epochs", "many"], ["train", "--limit", "0"],
-                                  ["sample"], ["convert", "x.xvae"], ["train", "--model", "gan"]])
-def test_usage_errors_exit_2(capsys, argv):
+                                  ["sample"], ["convert", "x.xvae"], ["train", "--model", "gan"],
+                                  ["train", "--out", ""], ["sample", "a\0b"], ["compare", "--json", " "]])
+def test_usage_errors_exit_2_with_one_line(capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: xvae") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("xvae") and "Traceback" not in err, err
+    assert " error: " in err and "--help)" in err
 
 
-def test_errors_exit_1_with_one_line(tmp_path, capsys):
-    assert main(["train", *TINY, "--epochs", "0", "--out", str(tmp_path)]) == 1
+def test_errors_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["train", *TINY, "--epochs", "0", "--out", str(tmp_path)]) == 2
     one_line_error(capsys.readouterr().err, "train", "ConfigError: epochs must be a positive integer")
-    assert main(["train", "--backend", "caffe", "--out", str(tmp_path)]) == 1
+    assert main(["train", "--backend", "caffe", "--out", str(tmp_path)]) == 2
     one_line_error(capsys.readouterr().err, "train", "BackendNotFoundError: Unknown backend 'caffe'")
-    assert main(["train", "--dataset", "cifar", "--out", str(tmp_path)]) == 1
+    assert main(["train", "--dataset", "cifar", "--out", str(tmp_path)]) == 2
     one_line_error(capsys.readouterr().err, "train", "DataError: unknown dataset 'cifar'")
-    assert main(["sample", str(tmp_path / "nowhere.xvae")]) == 1
+    assert main(["sample", str(tmp_path / "nowhere.xvae")]) == 2
     one_line_error(capsys.readouterr().err, "sample", "CheckpointError: No checkpoint at")
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):
     for argv in (["--debug", "sample", str(tmp_path / "no.xvae")], ["sample", str(tmp_path / "no.xvae"), "--debug"]):
-        assert main(argv) == 1
+        assert main(argv) == 2
         err = capsys.readouterr().err
         assert "Traceback (most recent call last)" in err and "CheckpointError" in err.splitlines()[-1]
 
@@ -132,7 +134,7 @@ def test_train_resume_continues_to_the_total(run, tmp_path, capsys):
     earlier = xvae.History.from_json(run / "history.json")
     assert hist.epoch == [1, 2, 3] and hist.history["loss"][:2] == earlier.history["loss"]  # merged
     assert xvae.load(out / "model.xvae").epoch == 3
-    assert main(["train", *TINY, "--epochs", "2", "--out", str(out), "--resume", str(out / "model.xvae")]) == 1
+    assert main(["train", *TINY, "--epochs", "2", "--out", str(out), "--resume", str(out / "model.xvae")]) == 2
     one_line_error(capsys.readouterr().err, "train", "ConfigError: With resume=True, epochs is the total")
 
 
@@ -176,7 +178,7 @@ def test_sample(run, tmp_path, capsys):
 
 def test_sample_needs_a_vae(tmp_path, capsys):
     xvae.Classifier(xvae.ClassifierSpec(input_dim=4), backend="numpy").save(tmp_path / "c.xvae")
-    assert main(["sample", str(tmp_path / "c.xvae")]) == 1
+    assert main(["sample", str(tmp_path / "c.xvae")]) == 2
     one_line_error(capsys.readouterr().err, "sample", "ConfigError: ")
 
 
@@ -188,7 +190,7 @@ def test_evaluate(run, capsys):
     assert result["loss"] == pytest.approx(expected["loss"], rel=1e-12)
     assert set(expected) <= set(result)
     # wrong data for the model: one line saying what does not fit
-    assert main(["evaluate", str(run / "model.xvae"), "--dataset", "digits", "--split", "nope"]) == 1
+    assert main(["evaluate", str(run / "model.xvae"), "--dataset", "digits", "--split", "nope"]) == 2
     one_line_error(capsys.readouterr().err, "evaluate", "DataError: unknown split 'nope'")
 
 
@@ -239,7 +241,7 @@ def test_convert_to_another_backend(run, tmp_path, ref32, capsys):
     shutil.copytree(run / "model.xvae", inplace)
     assert main(["convert", str(inplace), "--to", "ref32"]) == 0
     assert xvae.load(inplace).backend == "ref32"
-    assert main(["convert", str(inplace), "--to", "caffe"]) == 1
+    assert main(["convert", str(inplace), "--to", "caffe"]) == 2
     one_line_error(capsys.readouterr().err, "convert", "BackendNotFoundError: Unknown backend 'caffe'")
 
 
@@ -278,7 +280,7 @@ def test_console_script(tmp_path):
     assert done.returncode == 0 and "numpy" in done.stdout and "ok" in done.stdout, done.stderr
     done = subprocess.run([script, "sample", str(tmp_path / "missing.xvae")], capture_output=True, text=True,
                           env=env, timeout=120, check=False)
-    assert done.returncode == 1 and done.stdout == ""
+    assert done.returncode == 2 and done.stdout == ""
     one_line_error(done.stderr, "sample", "CheckpointError: No checkpoint at")
     done = subprocess.run([script, "train", "--epochs"], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert done.returncode == 2 and "expected one argument" in done.stderr
