@@ -596,10 +596,13 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     """
     checkpoint_path(path)  # what cannot be a checkpoint path is refused here, in one place
     folder = Path(os.fsdecode(os.fspath(path)))
-    if folder.is_dir() and not (folder / META).exists():
-        found = latest(folder)
-        if found is not None:
-            return found
+    try:
+        if folder.is_dir() and not (folder / META).exists():
+            found = latest(folder)
+            if found is not None:
+                return found
+    except OSError:  # a name too long, a path through a file: `read` reports it as a CheckpointError
+        pass
     return folder
 
 
