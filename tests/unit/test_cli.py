@@ -315,7 +315,7 @@ def test_sample_does_not_overwrite_and_says_its_default(run, tmp_path, capsys, m
     assert "default samples.png" in capsys.readouterr().out
     monkeypatch.chdir(tmp_path)
     (tmp_path / "samples.png").write_bytes(b"precious")
-    assert main(["sample", str(run / "model.xvae"), "-n", "4"]) == 1
+    assert main(["sample", str(run / "model.xvae"), "-n", "4"]) == 2  # an xvae error: exit 2 (issue 15)
     one_line_error(capsys.readouterr().err, "sample", "samples.png exists; pass --overwrite")
     assert (tmp_path / "samples.png").read_bytes() == b"precious"
     assert main(["sample", str(run / "model.xvae"), "-n", "4", "--overwrite"]) == 0
@@ -328,7 +328,7 @@ def test_resume_refuses_flags_that_would_change_the_model(run, tmp_path, capsys)
     before = (out / "history.json").read_text()
     args = ["train", "--backend", "numpy", "--limit", "200", "--no-progress", "--no-plots", "--out", str(out),
             "--resume", str(out / "model.xvae"), "--epochs", "3"]
-    assert main([*args, "--hidden", "128", "--lr", "0.5", "--seed", "4"]) == 1
+    assert main([*args, "--hidden", "128", "--lr", "0.5", "--seed", "4"]) == 2  # an xvae error: exit 2 (issue 15)
     one_line_error(capsys.readouterr().err, "train",
                    "--hidden 128 (the checkpoint has 16); --seed 4 (a resumed run continues")
     assert (out / "history.json").read_text() == before

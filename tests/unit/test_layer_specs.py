@@ -156,7 +156,7 @@ def test_cli_describe_prints_the_layer_table(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"kind": "classifier", "input_shape": [4, 4, 1], "outputs": 2, '
                    '"layers": [{"type": "conv2d", "filters": 2, "kernel": 5, "padding": "valid"}]}')
-    assert main(["describe", str(bad)]) == 1
+    assert main(["describe", str(bad)]) == 2  # an xvae error: exit 2 (issue 15)
     assert "layers[0] (Conv2D)" in capsys.readouterr().err
 
 
