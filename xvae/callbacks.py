@@ -256,6 +256,7 @@ class ReduceLROnPlateau(Callback):
         self._wait = self._cooling = 0
 
     def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
+        _hook_args("ReduceLROnPlateau.on_epoch_end", model, epoch, logs)
         improved = self._monitor.update(epoch, logs)
         if self._cooling > 0:
             self._cooling -= 1
@@ -314,6 +315,7 @@ class LearningRateScheduler(Callback):
         _constant_lr("LearningRateScheduler", model)
 
     def on_epoch_begin(self, model: Any, epoch: int) -> None:
+        _hook_args("LearningRateScheduler.on_epoch_begin", model, epoch)
         old = _constant_lr("LearningRateScheduler", model)
         value = self.schedule(epoch, old)
         new = real(value)

@@ -14,14 +14,14 @@ over the batch, ``sum(mask * per_example) / sum(mask)``, so padded rows never co
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from xvae import _memory, _validate
-from xvae._errors import DataError, SpecError
-from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
+from xvae._errors import ConfigError, DataError, SpecError
+from xvae._specs import LIKELIHOODS, ClassifierSpec, ModelSpec, VAESpec
 
 __all__ = [
     "LossSpec",
@@ -316,9 +316,9 @@ def gaussian_nll(mean: ArrayLike, targets: ArrayLike, log_sigma: ArrayLike = 0.0
         >>> round(float(gaussian_nll(0.0, 0.0)), 6)
         0.918939
     """
-    mu = np.asarray(mean, np.float64)
-    r = (np.asarray(targets, np.float64) - mu) * np.exp(-np.asarray(log_sigma, np.float64))
-    return 0.5 * r * r + np.asarray(log_sigma, np.float64) + 0.5 * np.log(2.0 * np.pi)
+    mu, x, s = _float64("gaussian_nll", mean=mean, targets=targets, log_sigma=log_sigma)
+    r = (x - mu) * np.exp(-s)
+    return 0.5 * r * r + s + 0.5 * np.log(2.0 * np.pi)
 
 
 def continuous_bernoulli_log_norm(logits: ArrayLike) -> F64:
@@ -334,7 +334,7 @@ def continuous_bernoulli_log_norm(logits: ArrayLike) -> F64:
         >>> bool(np.isclose(continuous_bernoulli_log_norm(0.0), np.log(2.0)))
         True
     """
-    eta = np.asarray(logits, np.float64)
+    (eta,) = _float64("continuous_bernoulli_log_norm", logits=logits)
     a = np.abs(eta)
     small = a < _CB_REFERENCE_CUT
     safe = np.where(small, 1.0, a)
@@ -376,12 +376,17 @@ def continuous_bernoulli_mean(logits: ArrayLike) -> F64:
         >>> float(continuous_bernoulli_mean(0.0)), round(float(continuous_bernoulli_mean(50.0)), 4)
         (0.5, 0.98)
     """
-    eta = np.asarray(logits, np.float64)
+    (eta,) = _float64("continuous_bernoulli_mean", logits=logits)
     small = np.abs(eta) < _CB_REFERENCE_CUT
     safe = np.where(small, 1.0, eta)
     exact = 0.5 + 0.5 / np.tanh(0.5 * safe) - 1.0 / safe
     e = np.where(small, eta, 0.0)
     return np.where(small, 0.5 + e / 12.0 - e ** 3 / 720.0 + e ** 5 / 30240.0 - e ** 7 / 1209600.0, exact)
+
+
+def _likelihood(where: str, value: Any) -> None:
+    if not isinstance(value, str) or value not in LIKELIHOODS:
+        raise ConfigError(f"{where}: likelihood must be one of {', '.join(LIKELIHOODS)}. Received: {value!r:.100}")
 
 
 def reconstruction_nll(likelihood: str, outputs: ArrayLike, targets: ArrayLike, log_sigma: ArrayLike = 0.0,
@@ -398,6 +403,7 @@ def reconstruction_nll(likelihood: str, outputs: ArrayLike, targets: ArrayLike, 
     Returns:
         float64 (n,), in nats.
     """
+    _likelihood("reconstruction_nll", likelihood)
     if likelihood == "gaussian":
         return np.sum(gaussian_nll(outputs, targets, log_sigma), axis=-1)
     if likelihood == "continuous_bernoulli":
@@ -408,7 +414,8 @@ def reconstruction_nll(likelihood: str, outputs: ArrayLike, targets: ArrayLike, 
 def decoder_mean(likelihood: str, outputs: ArrayLike) -> F64:
     """The mean of p(x|z) from the decoder's outputs: sigmoid (Bernoulli), the output itself
     (Gaussian) or `continuous_bernoulli_mean`."""
-    out = np.asarray(outputs, np.float64)
+    _likelihood("decoder_mean", likelihood)
+    (out,) = _float64("decoder_mean", outputs=outputs)
     if likelihood == "gaussian":
         return out
     if likelihood == "continuous_bernoulli":
