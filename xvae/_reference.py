@@ -113,9 +113,22 @@ class ReferenceProgram(Program):
             out = {"mean": mean, "logvar": logvar}
         elif fn == "decode":
             out = {"logits": _forward(self.towers["decoder"], self.weights, np.asarray(inputs["z"], self.dtype))[0]}
+        elif fn == "log_weights":
+            out = {"log_weights": self._log_weights(np.asarray(inputs["x"], self.dtype),
+                                                    np.asarray(inputs["noise"], self.dtype))}
         else:
             out = {"logits": _forward(self.towers["classify"], self.weights, np.asarray(inputs["x"], self.dtype))[0]}
         return {k: v.astype(np.float32) for k, v in out.items()}
+
+    def _log_weights(self, x: Array, eps: Array) -> Array:
+        """log p(x, z_k) - log q(z_k | x) per (example, sample): `FUNCTIONS["vae"]["log_weights"]`."""
+        mean, logvar = self._encode(x)
+        n, k, latents = eps.shape
+        z = mean[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps
+        out = _forward(self.towers["decoder"], self.weights, z.reshape(n * k, latents))[0]
+        likelihood = self.spec.decoder.likelihood  # type: ignore[union-attr]
+        nll = L.reconstruction_nll(likelihood, out, np.repeat(x, k, axis=0), self._log_sigma()).reshape(n, k)
+        return -nll - 0.5 * np.sum(z * z, axis=-1) + 0.5 * np.sum(eps * eps + logvar[:, None, :], axis=-1)
 
     # -- loss and gradients ------------------------------------------------------------
     def _loss_and_grads(self, batch: Batch, need_grads: bool = True) -> tuple[dict[str, float], dict[str, Array]]:

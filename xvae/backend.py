@@ -67,9 +67,16 @@ Batch = Mapping[str, NDArray[Any]]
 Metrics = Mapping[str, Any]
 
 #: The inference functions `Program.run` offers, per model kind: inputs -> outputs.
-#: "encode": x -> mean, logvar; "decode": z -> logits; "classify": x -> logits.
+#: "encode": x -> mean, logvar; "decode": z -> logits; "classify": x -> logits;
+#: "log_weights": x (B, input_dim), noise (B, K, latents) -> log_weights (B, K), the
+#: importance weights log p(x, z_k) - log q(z_k | x) of z_k = mean + exp(logvar / 2) * noise_k,
+#: in nats, for the decoder's likelihood: ``-nll(x | z_k) - sum(z_k^2) / 2 + sum(noise_k^2 +
+#: logvar) / 2`` (the two log(2 pi) terms of p(z) and q(z|x) cancel and are left out; the
+#: noise enters q directly, (z - mean)^2 / var = noise^2, so no division by a tiny variance).
+#: `xvae.importance` draws the noise and reduces the weights (log-sum-exp, float64, host).
 FUNCTIONS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    "vae": {"encode": (("x",), ("mean", "logvar")), "decode": (("z",), ("logits",))},
+    "vae": {"encode": (("x",), ("mean", "logvar")), "decode": (("z",), ("logits",)),
+            "log_weights": (("x", "noise"), ("log_weights",))},
     "classifier": {"classify": (("x",), ("logits",))},
 }
 
@@ -226,12 +233,14 @@ class Program(abc.ABC):
         """An inference function of FUNCTIONS[kind] on host arrays; returns host arrays.
 
         Args:
-            fn: "encode" (x -> mean, logvar) or "decode" (z -> logits) for a VAE,
-                "classify" (x -> logits) for a classifier.
-            **inputs: the function's inputs, float32 (n, width).
+            fn: "encode" (x -> mean, logvar), "decode" (z -> logits) or "log_weights"
+                (x, noise -> log_weights) for a VAE, "classify" (x -> logits) for a
+                classifier (`FUNCTIONS`).
+            **inputs: the function's inputs, float32 (n, width); "log_weights" takes noise
+                of shape (n, K, latents).
 
         Returns:
-            The outputs by name, float32 NumPy of shape (n, width).
+            The outputs by name, float32 NumPy of shape (n, width) ((n, K) for log_weights).
 
         Raises:
             ConfigError: `fn` is not a function of this model kind.

@@ -141,6 +141,9 @@ class _Steps:
         return self.opt.update(*state, grads, lr)  # type: ignore[union-attr]
 
     def _run(self, fn: str, params: Any, **inputs: jax.Array) -> dict[str, jax.Array]:
+        if fn == "log_weights":
+            out = self.model.apply({"params": params}, inputs["x"], inputs["noise"], method="importance")
+            return {"log_weights": _losses.log_weights(self.per_example, out, inputs["x"], inputs["noise"])}
         return self.model.apply({"params": params}, **inputs, method=fn)
 
 

@@ -209,15 +209,25 @@ class VAE(nn.Module):
     def decode(self, z: Array, dropout: Array | None = None) -> dict[str, Array]:
         return {"logits": _sequential(self.decoder, self.body, z, dropout)}
 
-    def __call__(self, x: Array, noise: Array, dropout: Array | None = None) -> dict[str, Array]:
-        q = self.encode(x, dropout)
-        z = q["mean"] + jnp.exp(0.5 * q["logvar"]) * noise  # the reparameterisation trick
-        out = {**self.decode(z, dropout), **q}
+    def _with_log_sigma(self, out: dict[str, Array]) -> dict[str, Array]:
         if isinstance(self.log_sigma, tuple):
             out["log_sigma"] = jnp.reshape(self.scale(), (-1,))
         elif self.log_sigma is not None:
             out["log_sigma"] = jnp.float32(math.log(self.log_sigma))
         return out
+
+    def __call__(self, x: Array, noise: Array, dropout: Array | None = None) -> dict[str, Array]:
+        q = self.encode(x, dropout)
+        z = q["mean"] + jnp.exp(0.5 * q["logvar"]) * noise  # the reparameterisation trick
+        return self._with_log_sigma({**self.decode(z, dropout), **q})
+
+    def importance(self, x: Array, noise: Array) -> dict[str, Array]:
+        """x (B, d), noise (B, K, latents) -> q's "mean"/"logvar" (B, latents), "z" (B, K,
+        latents) and the decoder's outputs for the B*K codes (example-major rows)."""
+        q = self.encode(x)
+        z = q["mean"][:, None, :] + jnp.exp(0.5 * q["logvar"])[:, None, :] * noise
+        out = self.decode(jnp.reshape(z, (-1, z.shape[-1])))
+        return self._with_log_sigma({**out, **q, "z": z})
 
 
 class Classifier(nn.Module):

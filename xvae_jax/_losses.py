@@ -37,7 +37,7 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "LABEL_DTYPES", "loss_fn", "masked_means", "sigmoid_binary_cross_entropy",
+__all__ = ["LOSSES", "LABEL_DTYPES", "loss_fn", "masked_means", "log_weights", "sigmoid_binary_cross_entropy",
            "continuous_bernoulli_log_norm"]
 
 Array = jax.Array
@@ -113,6 +113,20 @@ def continuous_bernoulli_elbo(out: Mapping[str, Array], batch: Mapping[str, Arra
     logits = out["logits"]
     nll = sigmoid_binary_cross_entropy(logits, batch["x"]) - continuous_bernoulli_log_norm(logits)
     return _elbo_terms(jnp.sum(nll, axis=-1), out, batch)
+
+
+def log_weights(per_example: PerExample, out: Mapping[str, Array], x: Array, noise: Array) -> Array:
+    """log p(x, z_k) - log q(z_k | x), (B, K) (`xvae.backend.FUNCTIONS["vae"]["log_weights"]`).
+
+    `out` is `VAE.importance`'s; the likelihood's nll is the loss's "reconstruction" term on
+    the B*K decoder rows, so every likelihood of `LOSSES` is covered by the same code.
+    """
+    b, k, latents = noise.shape
+    rows = {**out, "mean": jnp.zeros((b * k, latents), x.dtype), "logvar": jnp.zeros((b * k, latents), x.dtype)}
+    nll = per_example(rows, {"x": jnp.repeat(x, k, axis=0), "beta": jnp.float32(0.0)})["reconstruction"]
+    z = out["z"]
+    return (-jnp.reshape(nll, (b, k)) - 0.5 * jnp.sum(jnp.square(z), axis=-1)
+            + 0.5 * jnp.sum(jnp.square(noise) + out["logvar"][:, None, :], axis=-1))
 
 
 def _bce_one(logits: Array, y: Array) -> dict[str, Array]:

@@ -178,7 +178,9 @@ class TFProgram(Program):
         self._eval = compile_(self._metrics)
         self._grads = compile_(self._metrics_and_grads)
         self._apply = compile_(self._apply_fn)
-        self._run = {fn: compile_(getattr(self.model, fn)) for fn in FUNCTIONS[self.kind]}
+        self._run = {fn: compile_(self._log_weights if fn == "log_weights" else getattr(self.model, fn))
+                     for fn in FUNCTIONS[self.kind]}
+        self._nll = _losses.NLL.get(type(loss))
 
     # -- traced bodies -----------------------------------------------------------------
     def _metrics(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -208,6 +210,9 @@ class TFProgram(Program):
         _, arrays = tf.while_loop(lambda i, _: i < k, body, (tf.constant(0), arrays),
                                   parallel_iterations=1)
         return {n: a.stack() for n, a in zip(names, arrays)}
+
+    def _log_weights(self, x: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
+        return _losses.log_weights(self.model, self._nll, x, noise)  # type: ignore[arg-type]
 
     def _apply_fn(self, grads: list[tf.Tensor], lr: tf.Tensor) -> None:
         self._optimizer.apply(self._vars, grads, lr)  # type: ignore[union-attr]
@@ -256,11 +261,12 @@ class TFProgram(Program):
         functions = FUNCTIONS[self.kind]
         if fn not in functions:
             raise ConfigError(f"Unknown function {fn!r} for a {self.kind}. Known: {', '.join(functions)}.")
-        (key,), outputs = functions[fn]
-        if key not in inputs:
-            raise ConfigError(f"{fn}() needs the input {key!r}. Received: {sorted(inputs)}")
+        keys, outputs = functions[fn]
+        missing = [key for key in keys if key not in inputs]
+        if missing:
+            raise ConfigError(f"{fn}() needs the input(s) {', '.join(map(repr, missing))}. Received: {sorted(inputs)}")
         with tf.device(self.device):
-            result = self._run[fn](tf.convert_to_tensor(np.asarray(inputs[key], np.float32)))
+            result = self._run[fn](*(tf.convert_to_tensor(np.asarray(inputs[key], np.float32)) for key in keys))
         result = result if isinstance(result, tuple) else (result,)
         return {name: np.asarray(value.numpy(), np.float32) for name, value in zip(outputs, result)}
 

@@ -33,7 +33,7 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "loss_fn", "masked_means", "continuous_bernoulli_log_norm"]
+__all__ = ["LOSSES", "NLL", "loss_fn", "log_weights", "masked_means", "continuous_bernoulli_log_norm"]
 
 PerExample = dict[str, tf.Tensor]
 
@@ -114,6 +114,27 @@ LOSSES: dict[type, Callable[[Any, dict[str, tf.Tensor]], PerExample]] = {
     BinaryCrossEntropy: _binary,
     CategoricalCrossEntropy: _categorical,
 }
+
+
+#: VAE loss-spec type -> per-value negative log-likelihood (model, decoder outputs, x).
+NLL: dict[type, Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]] = {
+    BernoulliELBO: lambda model, logits, x: _bce(logits, x),
+    GaussianELBO: _gaussian_nll,
+    ContinuousBernoulliELBO: _cb_nll,
+}
+
+
+def log_weights(model: Any, nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor], x: tf.Tensor,
+                noise: tf.Tensor) -> tf.Tensor:
+    """log p(x, z_k) - log q(z_k | x), (B, K) (`xvae.backend.FUNCTIONS["vae"]["log_weights"]`):
+    x (B, d), noise (B, K, latents); the decoder runs once on the B*K codes."""
+    mean, logvar = model.encode(x)
+    z = mean[:, None, :] + tf.exp(0.5 * logvar)[:, None, :] * noise
+    b, k = tf.shape(noise)[0], tf.shape(noise)[1]
+    outputs = model.decode(tf.reshape(z, [b * k, -1]))
+    recon = tf.reduce_sum(nll(model, outputs, tf.repeat(x, k, axis=0)), axis=-1)
+    return (-tf.reshape(recon, [b, k]) - 0.5 * tf.reduce_sum(tf.square(z), axis=-1)
+            + 0.5 * tf.reduce_sum(tf.square(noise) + logvar[:, None, :], axis=-1))
 
 
 def loss_fn(spec: LossSpec) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:

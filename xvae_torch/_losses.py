@@ -30,7 +30,7 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "loss_fn", "masked_means", "continuous_bernoulli_log_norm"]
+__all__ = ["LOSSES", "NLL", "loss_fn", "log_weights", "masked_means", "continuous_bernoulli_log_norm"]
 
 Tensors = Mapping[str, torch.Tensor]
 LossFn = Callable[[Any, Tensors], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -123,6 +123,26 @@ LOSSES: dict[type[LossSpec], LossFn] = {
     BinaryCrossEntropy: _binary,
     CategoricalCrossEntropy: _categorical,
 }
+
+
+#: VAE loss-spec type -> per-value negative log-likelihood (model, decoder outputs, x).
+NLL: dict[type[LossSpec], Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    BernoulliELBO: _bernoulli_nll,
+    GaussianELBO: _gaussian_nll,
+    ContinuousBernoulliELBO: _cb_nll,
+}
+
+
+def log_weights(model: Any, nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
+                noise: torch.Tensor) -> torch.Tensor:
+    """log p(x, z_k) - log q(z_k | x), (B, K) (`xvae.backend.FUNCTIONS["vae"]["log_weights"]`):
+    x (B, d), noise (B, K, latents); the decoder runs once on the B*K codes."""
+    mean, logvar = model.encode(x)
+    z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * noise
+    b, k, latents = noise.shape
+    outputs = model.decode(z.reshape(b * k, latents))
+    recon = nll(model, outputs, x.repeat_interleave(k, dim=0)).sum(dim=-1).reshape(b, k)
+    return -recon - 0.5 * (z * z).sum(dim=-1) + 0.5 * (noise * noise + logvar[:, None, :]).sum(dim=-1)
 
 
 def loss_fn(spec: LossSpec) -> LossFn:
