@@ -71,8 +71,10 @@ def _backward(tower: list[Placed], w: dict[str, Array], cache: list[Any],
 class ReferenceProgram(Program):
     """A model as plain arrays; every step is written out by hand."""
 
-    def __init__(self, spec: ModelSpec, optimizer: OptimizerSpec | None, dtype: Any) -> None:
+    def __init__(self, spec: ModelSpec, optimizer: OptimizerSpec | None, dtype: Any,
+                 loss: L.LossSpec | None = None) -> None:
         self.spec = spec
+        self.loss = loss
         self.optimizer = optimizer
         self.dtype = np.dtype(dtype)
         self.towers = towers(spec)
@@ -138,6 +140,8 @@ class ReferenceProgram(Program):
         wts = mask / mask.sum()  # d(masked mean)/d(per-example value)
         grads: dict[str, Array] = {}
         if self.kind == "vae":
+            if isinstance(self.loss, L.IWAEBound):
+                return self._iwae(x, batch, wts, grads, need_grads)
             return self._vae(x, batch, wts, grads, need_grads)
         logits, cache = _forward(self.towers["classify"], self.weights, x, self._dropout(batch))
         if self.spec.outputs == 1:  # type: ignore[union-attr]
@@ -189,19 +193,7 @@ class ReferenceProgram(Program):
                    (("loss", loss), ("reconstruction", recon), ("kl", kl))}
         if not need_grads:
             return metrics, grads
-        if likelihood == "gaussian":
-            inv_var = np.exp(-2.0 * log_sigma)
-            dout = (out - x) * inv_var
-            if LOG_SIGMA in self.weights:
-                dls = (1.0 - (x - out) ** 2 * inv_var) * wts[:, None]
-                shape = self.weights[LOG_SIGMA].shape
-                grads[LOG_SIGMA] = (dls.sum() * np.ones(shape) if shape == (1,)
-                                    else dls.sum(axis=0).reshape(shape))
-        elif likelihood == "continuous_bernoulli":
-            dout = _sigmoid(out) - x - L._cb_log_norm_grad(out)
-        else:
-            dout = _sigmoid(out) - x
-        dout = (dout * wts[:, None]).astype(self.dtype)
+        dout = self._nll_grads(out, x, wts, grads)
         dz = _backward(self.towers["decoder"], self.weights, dec_cache, dout, grads)
         dmean = dz + beta * wts[:, None] * mean
         dlogvar = dz * 0.5 * std * eps + beta * wts[:, None] * 0.5 * (np.exp(logvar) - 1.0)
@@ -209,6 +201,69 @@ class ReferenceProgram(Program):
         for placed, cache, d in ((mean_layer, mean_cache, dmean), (logvar_layer, logvar_cache, dlogvar)):
             dx, g = placed.layer.backward(_params(placed, self.weights), cache, d)
             grads.update({f"{placed.name}.{p}": v for p, v in g.items()})
+            dh += dx
+        _backward(self.towers["encoder"], self.weights, enc_cache, dh, grads)
+        return metrics, grads
+
+    def _nll_grads(self, out: Array, x: Array, row_weights: Array, grads: dict[str, Array]) -> Array:
+        """d(sum_rows row_weight * nll(x | out))/d out; a learned log sigma's gradient goes to `grads`."""
+        likelihood = self.spec.decoder.likelihood  # type: ignore[union-attr]
+        if likelihood == "gaussian":
+            log_sigma = self._log_sigma()
+            inv_var = np.exp(-2.0 * log_sigma)
+            dout = (out - x) * inv_var
+            if LOG_SIGMA in self.weights:
+                dls = (1.0 - (x - out) ** 2 * inv_var) * row_weights[:, None]
+                shape = self.weights[LOG_SIGMA].shape
+                grads[LOG_SIGMA] = (dls.sum() * np.ones(shape) if shape == (1,)
+                                    else dls.sum(axis=0).reshape(shape))
+        elif likelihood == "continuous_bernoulli":
+            dout = _sigmoid(out) - x - L._cb_log_norm_grad(out)
+        else:
+            dout = _sigmoid(out) - x
+        return (dout * row_weights[:, None]).astype(self.dtype)
+
+    def _iwae(self, x: Array, batch: Batch, wts: Array, grads: dict[str, Array],
+              need_grads: bool) -> tuple[dict[str, float], dict[str, Array]]:
+        """`IWAEBound`: loss = log k - logsumexp_i log w_i, its gradient by hand (float64).
+
+        log w_i = -nll_i - beta (|z_i|^2 - |eps_i|^2 - sum logvar) / 2; d loss / d log w_i is
+        minus the normalised weight w~_i, so each sample's rows backprop like an ELBO row
+        weighted by w~_i; the prior/proposal term adds beta w~_i z_i to dz_i and
+        -beta / 2 to d logvar.
+        """
+        beta = float(np.asarray(batch["beta"]))
+        eps = np.asarray(batch["noise"], self.dtype)
+        n, k, latents = eps.shape
+        h, enc_cache = _forward(self.towers["encoder"], self.weights, x)
+        mean_layer, logvar_layer = self.towers["heads"]
+        mean, mean_cache = mean_layer.layer.forward(_params(mean_layer, self.weights), h)
+        logvar, logvar_cache = logvar_layer.layer.forward(_params(logvar_layer, self.weights), h)
+        std = np.exp(0.5 * logvar)
+        z = mean[:, None, :] + std[:, None, :] * eps
+        out, dec_cache = _forward(self.towers["decoder"], self.weights, z.reshape(n * k, latents))
+        rows_x = np.repeat(x, k, axis=0)
+        nll = L.reconstruction_nll(self.spec.decoder.likelihood, out, rows_x,  # type: ignore[union-attr]
+                                   self._log_sigma()).reshape(n, k)
+        log_w = -nll - beta * 0.5 * (np.sum(z * z - eps * eps, axis=-1) - np.sum(logvar, axis=-1)[:, None])
+        peak = log_w.max(axis=1, keepdims=True)
+        unnorm = np.exp(log_w - peak)
+        loss = np.log(k) - (peak[:, 0] + np.log(unnorm.sum(axis=1)))
+        recon, kl = nll.mean(axis=1), L.kl_divergence(mean, logvar)
+        metrics = {name: float(np.sum(wts * v)) for name, v in
+                   (("loss", loss), ("reconstruction", recon), ("kl", kl))}
+        if not need_grads:
+            return metrics, grads
+        g = unnorm / unnorm.sum(axis=1, keepdims=True) * wts[:, None]  # (n, k): w~_i times the row weight
+        dout = self._nll_grads(out, rows_x, g.reshape(-1), grads)
+        dz = _backward(self.towers["decoder"], self.weights, dec_cache, dout, grads).reshape(n, k, latents)
+        dz = dz + beta * g[..., None] * z
+        dmean = dz.sum(axis=1)
+        dlogvar = np.sum(dz * 0.5 * std[:, None, :] * eps, axis=1) - beta * 0.5 * wts[:, None]
+        dh = np.zeros_like(h)
+        for placed, cache, d in ((mean_layer, mean_cache, dmean), (logvar_layer, logvar_cache, dlogvar)):
+            dx, gr = placed.layer.backward(_params(placed, self.weights), cache, d.astype(self.dtype))
+            grads.update({f"{placed.name}.{p}": v for p, v in gr.items()})
             dh += dx
         _backward(self.towers["encoder"], self.weights, enc_cache, dh, grads)
         return metrics, grads
@@ -266,4 +321,4 @@ class ReferenceBackend(Backend):
         return {"version": np.__version__, "device": f"cpu ({np.dtype(self.dtype).name} reference)"}
 
     def compile(self, spec, loss, optimizer, options: CompileOptions) -> ReferenceProgram:  # type: ignore[no-untyped-def]
-        return ReferenceProgram(spec, optimizer, self.dtype)
+        return ReferenceProgram(spec, optimizer, self.dtype, loss)

@@ -124,7 +124,9 @@ def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, rng: np.random
         x = datasets.binarize(x, "static")
     noise = None
     if latents is not None:
-        noise = rng.standard_normal((len(x), latents), dtype=np.float32)  # type: ignore[union-attr]
+        # (n, latents), or (n, k, latents) for the IWAE bound: the same stream, k per example
+        shape = (latents,) if isinstance(latents, (int, np.integer)) else tuple(latents)
+        noise = rng.standard_normal((len(x), *shape), dtype=np.float32)  # type: ignore[union-attr]
     masks = None
     if dropout is not None and rng is not None:
         from xvae.layers.towers import draw_dropout
@@ -370,7 +372,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                               "batch_size": bs, "steps": steps_per_epoch(len(x), bs),
                               "backend": model.backend})
     model.stop_training = False
-    latents = model._latents
+    latents = getattr(model, "_noise_shape", model._latents)  # (k, latents) for loss="iwae"
     last_finite: float | None = None
     scratch: dict[str, Any] = {}  # the permuted epoch, rewritten each epoch (draw_epoch)
     for cb in callbacks:
@@ -400,13 +402,17 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
             model.epoch = epoch
             if val is not None:
                 vdata = draw_epoch(val[0], val[1], rng=np.random.default_rng(0), shuffle=False,
-                                   binarize=binarize, latents=latents)
+                                   binarize=binarize, latents=model._latents)
                 # val_loss is the negative ELBO (beta = 1), as `evaluate` reports it;
                 # val_objective is what training minimises, with the epoch's last beta.
-                vlogs = evaluate_batches(model._program, vdata, bs, None if betas is None else ELBO_BETA)
+                vlogs = evaluate_batches(model._inference_program(), vdata, bs, None if betas is None else ELBO_BETA)
                 logs.update({f"val_{k_}": v_ for k_, v_ in vlogs.items()})
                 if betas is not None:
                     logs["val_objective"] = vlogs["reconstruction"] + float(betas[-1]) * vlogs["kl"]
+                if latents != model._latents:  # loss="iwae": the bound, on its own (n, k, latents) noise
+                    idata = draw_epoch(val[0], val[1], rng=np.random.default_rng(0), shuffle=False,
+                                       binarize=binarize, latents=latents)
+                    logs["val_objective"] = evaluate_batches(model._program, idata, bs, float(betas[-1]))["loss"]
             history.append(epoch, logs)
             report.epoch_end(epoch, logs)
             for cb in callbacks:

@@ -29,6 +29,9 @@ __all__ = [
     "BinaryCrossEntropy",
     "CategoricalCrossEntropy",
     "loss_for",
+    "IWAEBound",
+    "objective_for",
+    "LIKELIHOODS",
     "binary_cross_entropy",
     "kl_divergence",
     "negative_elbo",
@@ -112,6 +115,32 @@ class ContinuousBernoulliELBO(LossSpec):
 
 
 @dataclass(frozen=True)
+class IWAEBound(LossSpec):
+    """The IWAE objective (Burda et al. 2016): minus the importance-weighted bound, per example
+
+        loss = log k - logsumexp_i [log p(x | z_i) + beta (log p(z_i) - log q(z_i | x))]
+
+    over k samples z_i = mean + exp(logvar / 2) * noise_i; the batch key "noise" is float32
+    (B, k, latents). beta = 1 is the bound; k = 1 is the one-sample Monte Carlo ELBO (the KL
+    estimated from the same sample, not the analytic KL of the ELBO specs: equal in
+    expectation, not per draw). Metrics: "loss" (that value), "reconstruction" (the mean over
+    the k samples of -log p(x | z_i)), "kl" (the analytic KL of q, as a diagnostic).
+
+    Attributes:
+        likelihood: the decoder's likelihood ("bernoulli", "gaussian", "continuous_bernoulli").
+        k: samples per example, >= 1.
+    """
+
+    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl")
+    likelihood: str = "bernoulli"
+    k: int = 1
+
+
+#: The VAE likelihoods and their ELBO loss specs (the IWAE bound reuses their nll).
+LIKELIHOODS: dict[str, type[LossSpec]] = {}
+
+
+@dataclass(frozen=True)
 class BinaryCrossEntropy(LossSpec):
     """BCE of one logit per example against a 0/1 label; accuracy counts logit > 0."""
 
@@ -149,6 +178,19 @@ def loss_for(spec: ModelSpec) -> LossSpec:
     if isinstance(spec, ClassifierSpec):
         return BinaryCrossEntropy() if spec.outputs == 1 else CategoricalCrossEntropy()
     raise SpecError(f"loss_for needs a VAESpec or ClassifierSpec. Received: {spec!r:.200}")
+
+
+LIKELIHOODS.update(bernoulli=BernoulliELBO, gaussian=GaussianELBO, continuous_bernoulli=ContinuousBernoulliELBO)
+
+#: The training objectives of a VAE (`VAE.fit(loss=...)`).
+OBJECTIVES = ("elbo", "iwae")
+
+
+def objective_for(spec: VAESpec, loss: str = "elbo", k: int = 1) -> LossSpec:
+    """The loss spec of a VAE objective: `loss_for(spec)` for "elbo", `IWAEBound` for "iwae"."""
+    if loss == "iwae":
+        return IWAEBound(spec.decoder.likelihood, k)
+    return loss_for(spec)
 
 
 def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:

@@ -24,7 +24,7 @@ from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 from xvae.backend import CompileOptions
 from xvae.history import History
 from xvae.init import initialize
-from xvae.losses import decoder_mean, loss_for
+from xvae.losses import OBJECTIVES, IWAEBound, LossSpec, decoder_mean, loss_for, objective_for
 from xvae.naming import STEP, towers, weight_shapes
 from xvae.optim import Adam, OptimizerSpec
 from xvae.schedules import Schedule
@@ -105,8 +105,14 @@ class Model:
         self._program.set_state(weights)
 
     # -- plumbing ----------------------------------------------------------------------
+    #: The loss the model trains with (`VAE.fit(loss=...)`); None: `loss_for(spec)`.
+    _objective: LossSpec | None = None
+
     def _compile(self, optimizer: OptimizerSpec | None) -> Any:
-        return self._backend.compile(self.spec, loss_for(self.spec), optimizer, self.options)
+        loss = self._objective or loss_for(self.spec)
+        program = self._backend.compile(self.spec, loss, optimizer, self.options)
+        self._compiled_loss = loss
+        return program
 
     def _resolve_optimizer(self, optimizer: Any) -> OptimizerSpec:
         """`optimizer`, or the current one (default Adam(1e-3)); ConfigError if not a spec."""
@@ -128,7 +134,8 @@ class Model:
         """
         optimizer = self._resolve_optimizer(optimizer)
         compiled = self._compiled_optimizer
-        if compiled is not None and optimizer.without_lr() == compiled.without_lr():
+        if (compiled is not None and optimizer.without_lr() == compiled.without_lr()
+                and self._compiled_loss == (self._objective or loss_for(self.spec))):
             self.optimizer = self._compiled_optimizer = optimizer  # same program: the rate is an input
             return
         weights, state = self._program.get_state()
@@ -169,6 +176,10 @@ class Model:
     @property
     def _latents(self) -> int | None:
         return None
+
+    def _inference_program(self) -> Any:
+        """The program evaluation runs on (a VAE training another objective overrides it)."""
+        return self._program
 
     def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32] | None:
         """The KL weight of each of an epoch's steps (float32 (steps,)); None without a KL term."""
@@ -372,6 +383,38 @@ class VAE(Model):
     def _latents(self) -> int:
         return self.spec.latents  # type: ignore[union-attr]
 
+    @property
+    def _noise_shape(self) -> int | tuple[int, int]:
+        """Per-example noise of the compiled loss: (latents,) or (k, latents) for the IWAE bound."""
+        loss = self._compiled_loss
+        return (loss.k, self._latents) if isinstance(loss, IWAEBound) else self._latents
+
+    def _set_objective(self, loss: Any, k: Any) -> None:
+        """Validate fit's loss= and k= and make them the training objective (None keeps it)."""
+        current = self._objective
+        if loss is None and k is None:
+            return
+        name = loss if loss is not None else ("iwae" if isinstance(current, IWAEBound) else "elbo")
+        name = _validate.choice(name, "loss", OBJECTIVES)
+        if k is None:
+            k = current.k if name == "iwae" and isinstance(current, IWAEBound) else 1
+        k = _validate.positive_int(k, "k")
+        if name == "elbo" and k != 1:
+            raise ConfigError(f'k is the number of importance samples of loss="iwae"; loss="elbo" takes '
+                              f"one sample. Received: loss={name!r}, k={k}. Pass loss=\"iwae\".")
+        if name == "iwae" and self._dropout_towers is not None:
+            raise ConfigError('loss="iwae" does not support Dropout layers yet (their masks are drawn per '
+                              'example, the bound needs them per sample). Use loss="elbo".')
+        self._objective = objective_for(self.spec, name, k)  # type: ignore[arg-type]
+
+    def _inference_program(self) -> Any:
+        """A program whose eval step is the ELBO (evaluate's contract), whatever fit trains."""
+        if not isinstance(self._compiled_loss, IWAEBound):
+            return self._program
+        program = self._backend.compile(self.spec, loss_for(self.spec), None, self.options)
+        program.set_state(self._program.get_state()[0])
+        return program
+
     def _mean(self, outputs: NDArray[np.float32]) -> NDArray[np.float32]:
         """The decoder's outputs as the mean of p(x|z), for its likelihood."""
         likelihood = self.spec.decoder.likelihood  # type: ignore[union-attr]
@@ -409,7 +452,8 @@ class VAE(Model):
             verbose: int | str = "auto", steps_per_call: int = 1,
             beta: float | Callable[[int], float] | Schedule | None = None, callbacks: Sequence[Any] = (),
             checkpoint_dir: Any = None, checkpoint_every: int = 1, keep: int = 3,
-            resume: bool = False, progress: bool | None = None) -> History:
+            resume: bool = False, progress: bool | None = None, loss: str | None = None,
+            k: int | None = None) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
 
         Per epoch the model's generator draws, in this order: the permutation (if
@@ -449,6 +493,11 @@ class VAE(Model):
             keep: keep the last `keep` checkpoints.
             resume: continue a loaded model: `epochs` is then the total to reach.
             progress: the older spelling of verbose: False is verbose=0, True is the default.
+            loss: the objective: "elbo" (the negative ELBO, analytic KL) or "iwae" (minus the
+                importance-weighted bound with `k` samples, `xvae.losses.IWAEBound`; noise
+                float32 (n, k, latents) per epoch); None keeps the current one (default "elbo").
+                Not saved in checkpoints: pass it again when resuming.
+            k: importance samples per example for loss="iwae" (an int >= 1; default 1).
 
         Returns:
             History with "loss" (the training objective, reconstruction + beta * kl),
@@ -466,12 +515,19 @@ class VAE(Model):
         the model is rolled back to its state before the call: weights, optimizer state,
         generator, epoch and step; a note on the error says so.
         """
-        return self._fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
-                         shuffle=shuffle, binarize=binarize, validation_data=validation_data,
-                         validation_split=validation_split, verbose=verbose,
-                         progress=progress, steps_per_call=steps_per_call, beta=beta,
-                         callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-                         checkpoint_every=checkpoint_every, keep=keep, resume=resume)
+        previous = self._objective
+        self._set_objective(loss, k)
+        try:
+            return self._fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
+                             shuffle=shuffle, binarize=binarize, validation_data=validation_data,
+                             validation_split=validation_split, verbose=verbose,
+                             progress=progress, steps_per_call=steps_per_call, beta=beta,
+                             callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+                             checkpoint_every=checkpoint_every, keep=keep, resume=resume)
+        except BaseException:
+            if self._compiled_loss != (self._objective or loss_for(self.spec)):
+                self._objective = previous  # nothing was compiled with it: keep the old objective
+            raise
 
     def evaluate(self, x: Any, y: None = None, *, seed: int = 0, n_samples: int = 1, batch_size: int = 1024,
                  binarize: str | None = None) -> dict[str, float]:
@@ -498,11 +554,12 @@ class VAE(Model):
         n_samples = _validate.positive_int(n_samples, "n_samples")
         bs = _validate.batch_size(batch_size, len(x))
         rng = np.random.default_rng(_validate.seed(seed))
+        program = self._inference_program()
         totals: dict[str, float] = {}
         for _ in range(n_samples):
             data = _training.draw_epoch(x, None, rng=rng, shuffle=False, binarize=binarize,
                                         latents=self._latents)
-            for k, v in _training.evaluate_batches(self._program, data, bs, _training.ELBO_BETA).items():
+            for k, v in _training.evaluate_batches(program, data, bs, _training.ELBO_BETA).items():
                 totals[k] = totals.get(k, 0.0) + v / n_samples
         return totals
 

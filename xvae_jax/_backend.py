@@ -45,7 +45,7 @@ from xvae.backend import (
     broadcast,
     check_batch,
 )
-from xvae.losses import LossSpec
+from xvae.losses import IWAEBound, LossSpec, loss_for
 from xvae.optim import OptimizerSpec
 from xvae_jax import _layers, _losses, _optim, _weights
 
@@ -105,6 +105,9 @@ class _Steps:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}. Received: {precision!r}")
         self.model = _layers.build(spec)
         self.per_example = _losses.loss_fn(loss)
+        #: the likelihood's ELBO: its "reconstruction" is the nll that log_weights needs
+        self.elbo = _losses.loss_fn(loss_for(spec)) if spec.kind == "vae" else None
+        self.iwae = isinstance(loss, IWAEBound)
         self.opt = None if optimizer is None else _optim.build(optimizer)
         scope = functools.partial(_scoped, PRECISIONS[precision])
         compile_: Callable[..., Any] = jax.jit if jit else (lambda fn, **_: fn)
@@ -117,8 +120,11 @@ class _Steps:
         self.apply = compile_(scope(self._apply), donate_argnums=0)
 
     def _objective(self, params: Any, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
-        out = self.model.apply({"params": params}, *(batch[k] for k in self.model.inputs),
-                               dropout=batch.get("dropout"))
+        if self.iwae:  # noise (B, k, latents): the decoder runs on B*k codes
+            out = self.model.apply({"params": params}, batch["x"], batch["noise"], method="importance")
+        else:
+            out = self.model.apply({"params": params}, *(batch[k] for k in self.model.inputs),
+                                   dropout=batch.get("dropout"))
         metrics = _losses.masked_means(self.per_example(out, batch), batch["mask"])
         return metrics["loss"], metrics
 
@@ -143,7 +149,7 @@ class _Steps:
     def _run(self, fn: str, params: Any, **inputs: jax.Array) -> dict[str, jax.Array]:
         if fn == "log_weights":
             out = self.model.apply({"params": params}, inputs["x"], inputs["noise"], method="importance")
-            return {"log_weights": _losses.log_weights(self.per_example, out, inputs["x"], inputs["noise"])}
+            return {"log_weights": _losses.log_weights(self.elbo, out, inputs["x"], inputs["noise"])[0]}
         return self.model.apply({"params": params}, **inputs, method=fn)
 
 

@@ -34,6 +34,8 @@ from xvae.losses import (
     CategoricalCrossEntropy,
     ContinuousBernoulliELBO,
     GaussianELBO,
+    IWAEBound,
+    LIKELIHOODS,
     LossSpec,
 )
 
@@ -115,18 +117,35 @@ def continuous_bernoulli_elbo(out: Mapping[str, Array], batch: Mapping[str, Arra
     return _elbo_terms(jnp.sum(nll, axis=-1), out, batch)
 
 
-def log_weights(per_example: PerExample, out: Mapping[str, Array], x: Array, noise: Array) -> Array:
-    """log p(x, z_k) - log q(z_k | x), (B, K) (`xvae.backend.FUNCTIONS["vae"]["log_weights"]`).
+def log_weights(per_example: PerExample, out: Mapping[str, Array], x: Array, noise: Array,
+                beta: Array | float = 1.0) -> tuple[Array, Array]:
+    """(log w, nll), each (B, K): log w = log p(x | z_k) + beta (log p(z_k) - log q(z_k | x))
+    (beta = 1: `xvae.backend.FUNCTIONS["vae"]["log_weights"]`), nll = -log p(x | z_k).
 
-    `out` is `VAE.importance`'s; the likelihood's nll is the loss's "reconstruction" term on
-    the B*K decoder rows, so every likelihood of `LOSSES` is covered by the same code.
+    `out` is `VAE.importance`'s; `per_example` is the likelihood's ELBO (its "reconstruction"
+    term on the B*K decoder rows is the nll), so every likelihood of `LOSSES` is covered.
     """
     b, k, latents = noise.shape
     rows = {**out, "mean": jnp.zeros((b * k, latents), x.dtype), "logvar": jnp.zeros((b * k, latents), x.dtype)}
     nll = per_example(rows, {"x": jnp.repeat(x, k, axis=0), "beta": jnp.float32(0.0)})["reconstruction"]
+    nll = jnp.reshape(nll, (b, k))
     z = out["z"]
-    return (-jnp.reshape(nll, (b, k)) - 0.5 * jnp.sum(jnp.square(z), axis=-1)
-            + 0.5 * jnp.sum(jnp.square(noise) + out["logvar"][:, None, :], axis=-1))
+    prior_minus_proposal = -0.5 * jnp.sum(jnp.square(z) - jnp.square(noise), axis=-1) + 0.5 * jnp.sum(
+        out["logvar"], axis=-1)[:, None]
+    return -nll + beta * prior_minus_proposal, nll
+
+
+def iwae_bound(per_example: PerExample) -> Callable[[Mapping[str, Array], Mapping[str, Array]], dict[str, Array]]:
+    """`IWAEBound` per example from `VAE.importance`'s outputs: log k - logsumexp(log w)."""
+
+    def bound(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
+        log_w, nll = log_weights(per_example, out, batch["x"], batch["noise"], batch["beta"])
+        mean, logvar = out["mean"], out["logvar"]
+        kl = -0.5 * jnp.sum(1.0 + logvar - jnp.square(mean) - jnp.exp(logvar), axis=-1)
+        loss = math.log(log_w.shape[1]) - jax.nn.logsumexp(log_w, axis=1)
+        return {"loss": loss, "reconstruction": jnp.mean(nll, axis=1), "kl": kl}
+
+    return bound
 
 
 def _bce_one(logits: Array, y: Array) -> dict[str, Array]:
@@ -163,6 +182,8 @@ LABEL_DTYPES: dict[type[LossSpec], type] = {BinaryCrossEntropy: np.float32, Cate
 
 
 def loss_fn(loss: LossSpec) -> PerExample:
+    if isinstance(loss, IWAEBound):
+        return iwae_bound(LOSSES[LIKELIHOODS[loss.likelihood]])
     try:
         return LOSSES[type(loss)]
     except KeyError:

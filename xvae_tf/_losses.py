@@ -30,6 +30,8 @@ from xvae.losses import (
     GaussianELBO,
     BinaryCrossEntropy,
     CategoricalCrossEntropy,
+    IWAEBound,
+    LIKELIHOODS,
     LossSpec,
 )
 
@@ -125,20 +127,36 @@ NLL: dict[type, Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]] = {
 
 
 def log_weights(model: Any, nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor], x: tf.Tensor,
-                noise: tf.Tensor) -> tf.Tensor:
-    """log p(x, z_k) - log q(z_k | x), (B, K) (`xvae.backend.FUNCTIONS["vae"]["log_weights"]`):
+                noise: tf.Tensor, beta: Any = 1.0) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(log w, nll, mean, logvar): log w = log p(x | z_k) + beta (log p(z_k) - log q(z_k | x)),
+    (B, K) (beta = 1: `xvae.backend.FUNCTIONS["vae"]["log_weights"]`), nll = -log p(x | z_k);
     x (B, d), noise (B, K, latents); the decoder runs once on the B*K codes."""
     mean, logvar = model.encode(x)
     z = mean[:, None, :] + tf.exp(0.5 * logvar)[:, None, :] * noise
     b, k = tf.shape(noise)[0], tf.shape(noise)[1]
     outputs = model.decode(tf.reshape(z, [b * k, -1]))
-    recon = tf.reduce_sum(nll(model, outputs, tf.repeat(x, k, axis=0)), axis=-1)
-    return (-tf.reshape(recon, [b, k]) - 0.5 * tf.reduce_sum(tf.square(z), axis=-1)
-            + 0.5 * tf.reduce_sum(tf.square(noise) + logvar[:, None, :], axis=-1))
+    recon = tf.reshape(tf.reduce_sum(nll(model, outputs, tf.repeat(x, k, axis=0)), axis=-1), [b, k])
+    prior_minus_proposal = (-0.5 * tf.reduce_sum(tf.square(z) - tf.square(noise), axis=-1)
+                            + 0.5 * tf.reduce_sum(logvar, axis=-1)[:, None])
+    return -recon + beta * prior_minus_proposal, recon, mean, logvar
+
+
+def _iwae_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:
+    def bound(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
+        """`IWAEBound` per example: log k - logsumexp_i log w_i over noise (B, k, latents)."""
+        log_w, recon, mean, logvar = log_weights(model, nll, batch["x"], batch["noise"], batch["beta"])
+        k = tf.cast(tf.shape(log_w)[1], tf.float32)
+        kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mean) - tf.exp(logvar), axis=-1)
+        return {"loss": tf.math.log(k) - tf.reduce_logsumexp(log_w, axis=1),
+                "reconstruction": tf.reduce_mean(recon, axis=1), "kl": kl}
+
+    return bound
 
 
 def loss_fn(spec: LossSpec) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:
     """The implementation of `spec`, or NotImplementedError naming it."""
+    if isinstance(spec, IWAEBound):
+        return _iwae_with(NLL[LIKELIHOODS[spec.likelihood]])
     try:
         return LOSSES[type(spec)]
     except KeyError:

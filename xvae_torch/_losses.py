@@ -27,6 +27,8 @@ from xvae.losses import (
     GaussianELBO,
     BinaryCrossEntropy,
     CategoricalCrossEntropy,
+    IWAEBound,
+    LIKELIHOODS,
     LossSpec,
 )
 
@@ -134,19 +136,35 @@ NLL: dict[type[LossSpec], Callable[[Any, torch.Tensor, torch.Tensor], torch.Tens
 
 
 def log_weights(model: Any, nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
-                noise: torch.Tensor) -> torch.Tensor:
-    """log p(x, z_k) - log q(z_k | x), (B, K) (`xvae.backend.FUNCTIONS["vae"]["log_weights"]`):
+                noise: torch.Tensor, beta: Any = 1.0) -> tuple[torch.Tensor, ...]:
+    """(log w, nll, mean, logvar): log w = log p(x | z_k) + beta (log p(z_k) - log q(z_k | x)),
+    (B, K) (beta = 1: `xvae.backend.FUNCTIONS["vae"]["log_weights"]`), nll = -log p(x | z_k);
     x (B, d), noise (B, K, latents); the decoder runs once on the B*K codes."""
     mean, logvar = model.encode(x)
     z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * noise
     b, k, latents = noise.shape
     outputs = model.decode(z.reshape(b * k, latents))
     recon = nll(model, outputs, x.repeat_interleave(k, dim=0)).sum(dim=-1).reshape(b, k)
-    return -recon - 0.5 * (z * z).sum(dim=-1) + 0.5 * (noise * noise + logvar[:, None, :]).sum(dim=-1)
+    prior_minus_proposal = -0.5 * (z * z - noise * noise).sum(dim=-1) + 0.5 * logvar.sum(dim=-1)[:, None]
+    return -recon + beta * prior_minus_proposal, recon, mean, logvar
+
+
+def _iwae_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]) -> LossFn:
+    def bound(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`IWAEBound`: log k - logsumexp_i log w_i per example, over noise (B, k, latents)."""
+        log_w, recon, mean, logvar = log_weights(model, nll, batch["x"], batch["noise"], batch["beta"])
+        kl = -0.5 * torch.sum(1.0 + logvar - mean * mean - torch.exp(logvar), dim=-1)
+        loss = math.log(log_w.shape[1]) - torch.logsumexp(log_w, dim=1)
+        metrics = masked_means(dict(loss=loss, reconstruction=recon.mean(dim=1), kl=kl), batch["mask"])
+        return metrics["loss"], metrics
+
+    return bound
 
 
 def loss_fn(spec: LossSpec) -> LossFn:
     """The torch implementation of a loss spec (NotImplementedError if it has none)."""
+    if isinstance(spec, IWAEBound):
+        return _iwae_with(NLL[LIKELIHOODS[spec.likelihood]])
     if type(spec) not in LOSSES:
         raise NotImplementedError(f"{type(spec).__name__} is not implemented by the torch backend")
     return LOSSES[type(spec)]
