@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from xvae import _memory, _training, _validate
 from xvae import backends as _backends
-from xvae._errors import ConfigError, SpecError, XVAEError
+from xvae._errors import ConfigError, DataError, SpecError, XVAEError
 from xvae._numbers import real
 from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 from xvae.backend import CompileOptions
@@ -596,6 +596,42 @@ class VAE(Model):
         bs = importance.IMPORTANCE_BATCH if batch_size is None else _validate.positive_int(batch_size, "batch_size")
         rows = self._rows(x)
         return importance.log_likelihood(self._program, rows, k=k, seed=seed, latents=self._latents, batch_size=bs)
+
+    def latent_activity(self, x: Any, batch_size: int | None = None) -> NDArray[np.float64]:
+        """Per latent, the variance over the examples of the posterior mean E_q[z_d | x]:
+        Burda et al. (2016)'s activity statistic A_d = Cov_x(E_q[z_d]) (float64 (latents,)).
+
+        A latent the decoder ignores has q(z_d | x) = N(0, 1) for every x (posterior
+        collapse): its mean does not move with x, A_d ~ 0.
+
+        Args:
+            x: inputs, shape (n, input_dim), n >= 2.
+            batch_size: rows per encoder call (default 1024).
+        """
+        mean = self.encode(x, batch_size)[0].astype(np.float64)
+        if len(mean) < 2:
+            raise DataError(f"latent_activity needs at least 2 examples (a variance over x). Received: {len(mean)}")
+        return np.var(mean, axis=0, ddof=0)
+
+    def active_units(self, x: Any, threshold: float = 0.01, batch_size: int | None = None) -> int:
+        """How many latents are active: A_d > threshold (Burda et al. 2016 use 0.01).
+
+        Args:
+            x: inputs, shape (n, input_dim) (e.g. the test set).
+            threshold: the activity above which a latent counts as used, a number > 0.
+            batch_size: rows per encoder call (default 1024).
+
+        Returns:
+            The number of latents d with `latent_activity(x)[d] > threshold`.
+
+        Examples:
+            >>> vae = VAE(VAESpec(input_dim=8, hidden=(4,), latents=3), backend="numpy")
+            >>> 0 <= vae.active_units(np.eye(8, dtype=np.float32)) <= 3
+            True
+        """
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not threshold > 0:
+            raise ConfigError(f"threshold must be a number > 0 (Burda et al. use 0.01). Received: threshold={threshold!r:.100}")
+        return int(np.sum(self.latent_activity(x, batch_size) > threshold))
 
     def encode(self, x: Any, batch_size: int | None = None) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """(mean, logvar) of q(z|x), each float32 (n, latents).
