@@ -188,15 +188,19 @@ class ReferenceProgram(Program):
         log_sigma = self._log_sigma()
         recon = L.reconstruction_nll(likelihood, out, x, log_sigma)
         kl = L.kl_divergence(mean, logvar)
-        loss = recon + beta * kl
+        free_bits = getattr(self.loss, "free_bits", 0.0)
+        # free bits: the loss charges max(KL_d, free_bits) per latent; no gradient below it
+        charged = (L.kl_per_latent(mean, logvar) > free_bits) if free_bits else np.ones_like(mean)
+        penalty = np.sum(np.maximum(L.kl_per_latent(mean, logvar), free_bits), axis=-1) if free_bits else kl
+        loss = recon + beta * penalty
         metrics = {name: float(np.sum(wts * v)) for name, v in
                    (("loss", loss), ("reconstruction", recon), ("kl", kl))}
         if not need_grads:
             return metrics, grads
         dout = self._nll_grads(out, x, wts, grads)
         dz = _backward(self.towers["decoder"], self.weights, dec_cache, dout, grads)
-        dmean = dz + beta * wts[:, None] * mean
-        dlogvar = dz * 0.5 * std * eps + beta * wts[:, None] * 0.5 * (np.exp(logvar) - 1.0)
+        dmean = dz + beta * wts[:, None] * mean * charged
+        dlogvar = dz * 0.5 * std * eps + beta * wts[:, None] * 0.5 * (np.exp(logvar) - 1.0) * charged
         dh = np.zeros_like(h)
         for placed, cache, d in ((mean_layer, mean_cache, dmean), (logvar_layer, logvar_cache, dlogvar)):
             dx, g = placed.layer.backward(_params(placed, self.weights), cache, d)

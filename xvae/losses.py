@@ -13,6 +13,7 @@ over the batch, ``sum(mask * per_example) / sum(mask)``, so padded rows never co
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ __all__ = [
     "loss_for",
     "IWAEBound",
     "objective_for",
+    "kl_per_latent",
     "LIKELIHOODS",
     "binary_cross_entropy",
     "kl_divergence",
@@ -90,6 +92,9 @@ class BernoulliELBO(LossSpec):
     """
 
     metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl")
+    #: Free bits (Kingma et al. 2016), nats per latent: the loss charges
+    #: sum_d max(KL_d, free_bits) per example instead of KL (0: the plain ELBO). "kl" stays the KL.
+    free_bits: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class GaussianELBO(LossSpec):
 
     metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl")
     sigma: float | str = 1.0
+    free_bits: float = 0.0  # as in BernoulliELBO
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,7 @@ class ContinuousBernoulliELBO(LossSpec):
     `continuous_bernoulli_log_norm` for the stable log-normaliser)."""
 
     metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl")
+    free_bits: float = 0.0  # as in BernoulliELBO
 
 
 @dataclass(frozen=True)
@@ -186,11 +193,20 @@ LIKELIHOODS.update(bernoulli=BernoulliELBO, gaussian=GaussianELBO, continuous_be
 OBJECTIVES = ("elbo", "iwae")
 
 
-def objective_for(spec: VAESpec, loss: str = "elbo", k: int = 1) -> LossSpec:
-    """The loss spec of a VAE objective: `loss_for(spec)` for "elbo", `IWAEBound` for "iwae"."""
+def objective_for(spec: VAESpec, loss: str = "elbo", k: int = 1, free_bits: float = 0.0) -> LossSpec:
+    """The loss spec of a VAE objective: `loss_for(spec)` (with `free_bits`) for "elbo",
+    `IWAEBound` for "iwae"."""
     if loss == "iwae":
         return IWAEBound(spec.decoder.likelihood, k)
-    return loss_for(spec)
+    base = loss_for(spec)
+    return dataclasses.replace(base, free_bits=float(free_bits)) if free_bits else base
+
+
+def kl_per_latent(mean: ArrayLike, logvar: ArrayLike) -> F64:
+    """KL(N(m, e^v) || N(0, 1)) of each latent, float64 (n, latents): ``-0.5 (1 + v - m^2 - e^v)``."""
+    m = np.asarray(mean, dtype=np.float64)
+    v = np.asarray(logvar, dtype=np.float64)
+    return -0.5 * (1.0 + v - m * m - np.exp(v))
 
 
 def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:

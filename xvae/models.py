@@ -389,11 +389,18 @@ class VAE(Model):
         loss = self._compiled_loss
         return (loss.k, self._latents) if isinstance(loss, IWAEBound) else self._latents
 
-    def _set_objective(self, loss: Any, k: Any) -> None:
-        """Validate fit's loss= and k= and make them the training objective (None keeps it)."""
+    def _set_objective(self, loss: Any, k: Any, free_bits: Any = None) -> None:
+        """Validate fit's loss=, k= and free_bits= and make them the training objective
+        (None keeps the current value)."""
         current = self._objective
-        if loss is None and k is None:
+        if loss is None and k is None and free_bits is None:
             return
+        if free_bits is None:
+            free_bits = getattr(current, "free_bits", 0.0)
+        if (isinstance(free_bits, bool) or not isinstance(free_bits, (int, float, np.floating))
+                or not 0 <= free_bits < float("inf")):
+            raise ConfigError(f"free_bits must be a finite number >= 0 (nats per latent; 0 turns it off). "
+                              f"Received: free_bits={free_bits!r:.100}")
         name = loss if loss is not None else ("iwae" if isinstance(current, IWAEBound) else "elbo")
         name = _validate.choice(name, "loss", OBJECTIVES)
         if k is None:
@@ -405,7 +412,10 @@ class VAE(Model):
         if name == "iwae" and self._dropout_towers is not None:
             raise ConfigError('loss="iwae" does not support Dropout layers yet (their masks are drawn per '
                               'example, the bound needs them per sample). Use loss="elbo".')
-        self._objective = objective_for(self.spec, name, k)  # type: ignore[arg-type]
+        if name == "iwae" and free_bits:
+            raise ConfigError(f'free_bits applies to loss="elbo" (the KL term); the IWAE bound has no separate '
+                              f"KL. Received: loss='iwae', free_bits={free_bits!r}.")
+        self._objective = objective_for(self.spec, name, k, float(free_bits))  # type: ignore[arg-type]
 
     def _inference_program(self) -> Any:
         """A program whose eval step is the ELBO (evaluate's contract), whatever fit trains."""
@@ -453,7 +463,7 @@ class VAE(Model):
             beta: float | Callable[[int], float] | Schedule | None = None, callbacks: Sequence[Any] = (),
             checkpoint_dir: Any = None, checkpoint_every: int = 1, keep: int = 3,
             resume: bool = False, progress: bool | None = None, loss: str | None = None,
-            k: int | None = None) -> History:
+            k: int | None = None, free_bits: float | None = None) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
 
         Per epoch the model's generator draws, in this order: the permutation (if
@@ -498,6 +508,10 @@ class VAE(Model):
                 float32 (n, k, latents) per epoch); None keeps the current one (default "elbo").
                 Not saved in checkpoints: pass it again when resuming.
             k: importance samples per example for loss="iwae" (an int >= 1; default 1).
+            free_bits: nats per latent (Kingma et al. 2016): the ELBO charges
+                sum_d max(KL_d, free_bits) per example instead of the KL, so a latent below the
+                allowance feels no pull to the prior; "kl" in the history stays the KL.
+                None keeps the current value (default 0: off). Not with loss="iwae".
 
         Returns:
             History with "loss" (the training objective, reconstruction + beta * kl),
@@ -516,7 +530,7 @@ class VAE(Model):
         generator, epoch and step; a note on the error says so.
         """
         previous = self._objective
-        self._set_objective(loss, k)
+        self._set_objective(loss, k, free_bits)
         try:
             return self._fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer, seed=seed,
                              shuffle=shuffle, binarize=binarize, validation_data=validation_data,

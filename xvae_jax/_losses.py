@@ -181,9 +181,25 @@ LOSSES: dict[type[LossSpec], PerExample] = {
 LABEL_DTYPES: dict[type[LossSpec], type] = {BinaryCrossEntropy: np.float32, CategoricalCrossEntropy: np.int32}
 
 
+def with_free_bits(per_example: PerExample, free_bits: float) -> PerExample:
+    """An ELBO whose loss charges sum_d max(KL_d, free_bits) (Kingma et al. 2016) for the KL;
+    its "kl" metric stays the KL."""
+
+    def elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
+        metrics = per_example(out, batch)
+        mean, logvar = out["mean"], out["logvar"]
+        kl_d = -0.5 * (1.0 + logvar - jnp.square(mean) - jnp.exp(logvar))
+        penalty = jnp.sum(jnp.maximum(kl_d, free_bits), axis=-1)
+        return {**metrics, "loss": metrics["reconstruction"] + batch["beta"] * penalty}
+
+    return elbo
+
+
 def loss_fn(loss: LossSpec) -> PerExample:
     if isinstance(loss, IWAEBound):
         return iwae_bound(LOSSES[LIKELIHOODS[loss.likelihood]])
+    if getattr(loss, "free_bits", 0.0):
+        return with_free_bits(LOSSES[type(loss)], loss.free_bits)  # type: ignore[attr-defined]
     try:
         return LOSSES[type(loss)]
     except KeyError:

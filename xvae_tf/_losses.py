@@ -74,16 +74,22 @@ def _cb_nll(model: Any, logits: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     return _bce(logits, x) - continuous_bernoulli_log_norm(logits)
 
 
-def _elbo_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:
+def _elbo_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor],
+               free_bits: float = 0.0) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:
     def elbo(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
-        """Negative ELBO per example: sum_pixels NLL(outputs, x) + beta * KL, z = mean + exp(v/2) eps."""
+        """Negative ELBO per example: sum_pixels NLL(outputs, x) + beta * KL, z = mean + exp(v/2) eps
+        (free bits: the loss charges sum_d max(KL_d, free_bits); "kl" stays the KL)."""
         x, dropout = batch["x"], batch.get("dropout")
         mean, logvar = model.encode(x, dropout)
         z = mean + tf.exp(0.5 * logvar) * batch["noise"]
         outputs = model.decode(z, dropout)
         recon = tf.reduce_sum(nll(model, outputs, x), axis=-1)
         kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mean) - tf.exp(logvar), axis=-1)
-        return {"loss": recon + batch["beta"] * kl, "reconstruction": recon, "kl": kl}
+        penalty = kl
+        if free_bits:
+            kl_d = -0.5 * (1.0 + logvar - tf.square(mean) - tf.exp(logvar))
+            penalty = tf.reduce_sum(tf.maximum(kl_d, free_bits), axis=-1)
+        return {"loss": recon + batch["beta"] * penalty, "reconstruction": recon, "kl": kl}
 
     return elbo
 
@@ -157,6 +163,8 @@ def loss_fn(spec: LossSpec) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]
     """The implementation of `spec`, or NotImplementedError naming it."""
     if isinstance(spec, IWAEBound):
         return _iwae_with(NLL[LIKELIHOODS[spec.likelihood]])
+    if getattr(spec, "free_bits", 0.0):
+        return _elbo_with(NLL[type(spec)], spec.free_bits)  # type: ignore[attr-defined]
     try:
         return LOSSES[type(spec)]
     except KeyError:

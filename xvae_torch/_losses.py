@@ -79,16 +79,21 @@ def _cb_nll(model: Any, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             - continuous_bernoulli_log_norm(logits))
 
 
-def _elbo_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]) -> LossFn:
+def _elbo_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor], free_bits: float = 0.0) -> LossFn:
     def elbo(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Negative ELBO: sum_pixels NLL(outputs, x) + beta * KL(N(mean, e^logvar) || N(0, I))."""
+        """Negative ELBO: sum_pixels NLL(outputs, x) + beta * KL(N(mean, e^logvar) || N(0, I))
+        (free bits: the loss charges sum_d max(KL_d, free_bits); "kl" stays the KL)."""
         x, dropout = batch["x"], batch.get("dropout")
         mean, logvar = model.encode(x, dropout)
         z = mean + torch.exp(0.5 * logvar) * batch["noise"]
         outputs = model.decode(z, dropout)
         recon = nll(model, outputs, x).sum(dim=-1)
         kl = -0.5 * torch.sum(1.0 + logvar - mean * mean - torch.exp(logvar), dim=-1)
-        metrics = masked_means(dict(loss=recon + batch["beta"] * kl, reconstruction=recon, kl=kl), batch["mask"])
+        penalty = kl
+        if free_bits:
+            kl_d = -0.5 * (1.0 + logvar - mean * mean - torch.exp(logvar))
+            penalty = torch.clamp(kl_d, min=free_bits).sum(dim=-1)
+        metrics = masked_means(dict(loss=recon + batch["beta"] * penalty, reconstruction=recon, kl=kl), batch["mask"])
         return metrics["loss"], metrics
 
     return elbo
@@ -165,6 +170,8 @@ def loss_fn(spec: LossSpec) -> LossFn:
     """The torch implementation of a loss spec (NotImplementedError if it has none)."""
     if isinstance(spec, IWAEBound):
         return _iwae_with(NLL[LIKELIHOODS[spec.likelihood]])
+    if getattr(spec, "free_bits", 0.0):
+        return _elbo_with(NLL[type(spec)], spec.free_bits)  # type: ignore[attr-defined]
     if type(spec) not in LOSSES:
         raise NotImplementedError(f"{type(spec).__name__} is not implemented by the torch backend")
     return LOSSES[type(spec)]
