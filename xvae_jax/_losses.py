@@ -126,9 +126,13 @@ def log_weights(per_example: PerExample, out: Mapping[str, Array], x: Array, noi
     term on the B*K decoder rows is the nll), so every likelihood of `LOSSES` is covered.
     """
     b, k, latents = noise.shape
-    rows = {**out, "mean": jnp.zeros((b * k, latents), x.dtype), "logvar": jnp.zeros((b * k, latents), x.dtype)}
-    nll = per_example(rows, {"x": jnp.repeat(x, k, axis=0), "beta": jnp.float32(0.0)})["reconstruction"]
-    nll = jnp.reshape(nll, (b, k))
+    if per_example in NLL:  # broadcast x over the k samples instead of repeating it in memory
+        outputs = jnp.reshape(out["logits"], (b, k, -1))
+        nll = jnp.sum(NLL[per_example](outputs, x[:, None, :], out.get("log_sigma")), axis=-1)
+    else:
+        rows = {**out, "mean": jnp.zeros((b * k, latents), x.dtype), "logvar": jnp.zeros((b * k, latents), x.dtype)}
+        nll = per_example(rows, {"x": jnp.repeat(x, k, axis=0), "beta": jnp.float32(0.0)})["reconstruction"]
+        nll = jnp.reshape(nll, (b, k))
     z = out["z"]
     prior_minus_proposal = -0.5 * jnp.sum(jnp.square(z) - jnp.square(noise), axis=-1) + 0.5 * jnp.sum(
         out["logvar"], axis=-1)[:, None]
@@ -193,6 +197,20 @@ def with_free_bits(per_example: PerExample, free_bits: float) -> PerExample:
         return {**metrics, "loss": metrics["reconstruction"] + batch["beta"] * penalty}
 
     return elbo
+
+
+def _gaussian_nll(mean: Array, x: Array, log_sigma: Array) -> Array:
+    return 0.5 * jnp.square((x - mean) * jnp.exp(-log_sigma)) + log_sigma + 0.5 * math.log(2.0 * math.pi)
+
+
+#: Per-value nll of each likelihood (outputs, x, log_sigma), keyed by its ELBO's function:
+#: the same formulas as the ELBOs above, on arrays that broadcast (B, K, d) against (B, 1, d).
+NLL: dict[Callable[..., Any], Callable[[Array, Array, Any], Array]] = {
+    bernoulli_elbo: lambda logits, x, _: sigmoid_binary_cross_entropy(logits, x),
+    gaussian_elbo: _gaussian_nll,
+    continuous_bernoulli_elbo: lambda logits, x, _: (sigmoid_binary_cross_entropy(logits, x)
+                                                     - continuous_bernoulli_log_norm(logits)),
+}
 
 
 def loss_fn(loss: LossSpec) -> PerExample:

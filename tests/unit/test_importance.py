@@ -149,3 +149,23 @@ def test_bad_seed_or_batch_size_names_the_argument(kwargs: dict, name: str) -> N
 def test_bad_x_is_a_data_error() -> None:
     with pytest.raises(xvae.DataError):
         _vae().log_likelihood(np.zeros((2, 5), np.float32), k=2)
+
+
+def test_backend_calls_never_exceed_batch_size_pairs_whatever_k() -> None:
+    """Peak memory is independent of k: every log_weights call holds <= batch_size
+    (example, sample) pairs, and k = 5,000 is split into equal chunks."""
+    vae, x = _vae(), _binary_data(n=3)
+    seen: list[tuple[int, ...]] = []
+    run = vae._program.run
+
+    def spy(fn, **inputs):
+        seen.append(inputs["noise"].shape)
+        return run(fn, **inputs)
+
+    vae._program.run = spy
+    for k in (10, 5000):
+        seen.clear()
+        vae.log_likelihood(x, k=k, batch_size=256)
+        assert max(b * c for b, c, _ in seen) <= 256
+        assert sum(c for b, c, _ in seen) * seen[0][0] >= k * len(x)
+    assert {s[1] for s in seen} == {250}  # 5,000 = 20 chunks of 250, not 19 of 256 and a padded one
