@@ -413,7 +413,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                     idata = draw_epoch(val[0], val[1], rng=np.random.default_rng(0), shuffle=False,
                                        binarize=binarize, latents=latents)
                     logs["val_objective"] = evaluate_batches(model._program, idata, bs, float(betas[-1]))["loss"]
-            history.append(epoch, logs)
+            history.append(epoch, logs, model._epoch_vectors(data.x))
             report.epoch_end(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(model, epoch, logs)

@@ -34,9 +34,13 @@ class History:
     history: dict[str, list[float]] = field(default_factory=dict)
     epoch: list[int] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    #: Small vectors per epoch, kept apart so `history` stays one float per epoch:
+    #: a VAE's "kl_per_latent" (the KL of each latent, mean over the epoch's training data
+    #: with the weights at the epoch's end; Keras has no equivalent).
+    vectors: dict[str, list[list[float]]] = field(default_factory=dict)
 
-    def append(self, epoch: int, logs: dict[str, float]) -> None:
-        """Add one epoch's row.
+    def append(self, epoch: int, logs: dict[str, float], vectors: dict[str, Any] | None = None) -> None:
+        """Add one epoch's row (and its vectors: name -> a 1-d sequence of numbers).
 
         Raises:
             ConfigError: epoch is not an integer, or logs is not a dict of name -> number.
@@ -50,26 +54,42 @@ class History:
             values = {name: float(value) for name, value in logs.items()}
         except OverflowError:
             raise ConfigError(f"History.append: logs hold a number beyond float64. Received: {logs!r:.100}") from None
+        try:
+            rows = {str(name): [float(v) for v in np.ravel(np.asarray(vector, dtype=np.float64))]
+                    for name, vector in (vectors or {}).items()}
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"History.append: vectors must map names to sequences of numbers. "
+                              f"Received: {vectors!r:.100}") from None
         self.epoch.append(int(epoch))
         for name, value in values.items():
             self.history.setdefault(name, []).append(value)
+        for name, row in rows.items():
+            self.vectors.setdefault(name, []).append(row)
 
     def extend(self, other: History) -> None:
         """Append the rows of `other` (e.g. the History of a resumed fit)."""
         if not isinstance(other, History):
             raise ConfigError(f"History.extend needs a History. Received: {other!r:.100}")
         for i, epoch in enumerate(other.epoch):
-            self.append(epoch, {k: v[i] for k, v in other.history.items() if i < len(v)})
+            self.append(epoch, {k: v[i] for k, v in other.history.items() if i < len(v)},
+                        {k: v[i] for k, v in other.vectors.items() if i < len(v)})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (a copy): {"history": {name: [float]}, "epoch": [int], "params": {...}}."""
-        return {"history": {k: list(v) for k, v in self.history.items()}, "epoch": list(self.epoch),
-                "params": dict(self.params)}
+        """Plain data (a copy): {"history": {name: [float]}, "epoch": [int], "params": {...}}
+        (and "vectors": {name: [[float]]} when there are any)."""
+        out = {"history": {k: list(v) for k, v in self.history.items()}, "epoch": list(self.epoch),
+               "params": dict(self.params)}
+        if self.vectors:
+            out["vectors"] = {k: [list(row) for row in v] for k, v in self.vectors.items()}
+        return out
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The history as strict JSON (non-finite values as null); also written to `path` if given."""
         data = self.to_dict()
         data["history"] = {k: [v if math.isfinite(v) else None for v in vs] for k, vs in data["history"].items()}
+        if "vectors" in data:
+            data["vectors"] = {k: [[v if math.isfinite(v) else None for v in row] for row in rows]
+                               for k, rows in data["vectors"].items()}
         text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False, default=_plain)
         if path is not None:
             target = _path("History.to_json", path)
@@ -97,7 +117,13 @@ class History:
             raise DataError(f"History 'epoch' must be a list of integers. Received: {epochs!r:.100}")
         if not isinstance(params, dict):
             raise DataError(f"History 'params' must be a dict. Received: {params!r:.100}")
-        return cls(values, list(epochs), dict(params))
+        vectors = data.get("vectors", {})
+        try:
+            vecs = {str(k): [[math.nan if x is None else float(x) for x in row] for row in rows]
+                    for k, rows in dict(vectors).items()}
+        except (TypeError, ValueError) as err:
+            raise DataError(f"History 'vectors' must map names to lists of lists of numbers ({err}).") from None
+        return cls(values, list(epochs), dict(params), vecs)
 
     @classmethod
     def from_json(cls, text_or_path: str | Path) -> History:

@@ -24,7 +24,7 @@ from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 from xvae.backend import CompileOptions
 from xvae.history import History
 from xvae.init import initialize
-from xvae.losses import OBJECTIVES, IWAEBound, LossSpec, decoder_mean, loss_for, objective_for
+from xvae.losses import OBJECTIVES, IWAEBound, LossSpec, decoder_mean, kl_per_latent, loss_for, objective_for
 from xvae.naming import STEP, towers, weight_shapes
 from xvae.optim import Adam, OptimizerSpec
 from xvae.schedules import Schedule
@@ -180,6 +180,10 @@ class Model:
     def _inference_program(self) -> Any:
         """The program evaluation runs on (a VAE training another objective overrides it)."""
         return self._program
+
+    def _epoch_vectors(self, x: NDArray[np.float32]) -> dict[str, Any]:
+        """The per-epoch vectors of the history (`History.vectors`), from the epoch's data."""
+        return {}
 
     def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32] | None:
         """The KL weight of each of an epoch's steps (float32 (steps,)); None without a KL term."""
@@ -610,6 +614,23 @@ class VAE(Model):
         bs = importance.IMPORTANCE_BATCH if batch_size is None else _validate.positive_int(batch_size, "batch_size")
         rows = self._rows(x)
         return importance.log_likelihood(self._program, rows, k=k, seed=seed, latents=self._latents, batch_size=bs)
+
+    def _epoch_vectors(self, x: NDArray[np.float32]) -> dict[str, Any]:
+        mean, logvar = self.encode(x)  # one encoder pass over the epoch's data (no decoder)
+        return {"kl_per_latent": kl_per_latent(mean, logvar).mean(axis=0)}
+
+    def kl_per_latent(self, x: Any, batch_size: int | None = None) -> NDArray[np.float64]:
+        """KL(q(z_d | x) || N(0, 1)) of each latent d, mean over the examples: float64 (latents,).
+
+        Sums to `evaluate(x)["kl"]`. A collapsed latent has KL ~ 0; `fit` records this vector
+        per epoch in `History.vectors["kl_per_latent"]`.
+
+        Args:
+            x: inputs, shape (n, input_dim).
+            batch_size: rows per encoder call (default 1024).
+        """
+        mean, logvar = self.encode(x, batch_size)
+        return kl_per_latent(mean, logvar).mean(axis=0)
 
     def latent_activity(self, x: Any, batch_size: int | None = None) -> NDArray[np.float64]:
         """Per latent, the variance over the examples of the posterior mean E_q[z_d | x]:

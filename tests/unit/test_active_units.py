@@ -39,3 +39,23 @@ def test_bad_threshold_names_it(threshold: object) -> None:
 def test_one_example_has_no_variance() -> None:
     with pytest.raises(xvae.DataError, match="2 examples"):
         _vae().latent_activity(np.zeros((1, 4), np.float32))
+
+
+def test_kl_per_latent_sums_to_evaluates_kl_and_is_recorded_per_epoch() -> None:
+    x = (np.random.default_rng(0).random((30, 4)) > 0.5).astype(np.float32)
+    vae = _vae()
+    per_latent = vae.kl_per_latent(x)
+    assert per_latent.shape == (3,) and (per_latent >= 0).all()
+    assert per_latent.sum() == pytest.approx(vae.evaluate(x)["kl"], rel=1e-6)  # float32 encoder outputs
+    hist = vae.fit(x, epochs=3, batch_size=10, progress=False, binarize="static")
+    rows = hist.vectors["kl_per_latent"]
+    assert len(rows) == 3 and all(len(r) == 3 for r in rows)
+    np.testing.assert_allclose(rows[-1], vae.kl_per_latent(x > 0.5), rtol=1e-12)  # end-of-epoch weights
+    again = xvae.History.from_json(hist.to_json())
+    assert again == hist and again.vectors["kl_per_latent"] == rows
+
+
+def test_a_classifier_history_has_no_vectors() -> None:
+    clf = xvae.Classifier(xvae.ClassifierSpec(input_dim=4, outputs=2), backend="numpy")
+    hist = clf.fit(np.zeros((6, 4), np.float32), np.array([0, 1] * 3), epochs=1, progress=False)
+    assert hist.vectors == {} and "vectors" not in hist.to_dict()
