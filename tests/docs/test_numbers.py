@@ -66,3 +66,17 @@ def test_schedules_table_matches_the_committed_results():
     page = (ROOT / "docs" / "parity.md").read_text()
     assert table in page, f"docs/parity.md is out of date; the results now give:\n{table}"
 
+
+def test_likelihood_table_matches_the_committed_results():
+    """docs/likelihood.md quotes docs/results/likelihood.json (written by
+    examples/likelihood_table.py) through that script's `table`."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("likelihood_table", ROOT / "examples" / "likelihood_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = json.loads((ROOT / "docs" / "results" / "likelihood.json").read_text())
+    table = module.table(results)
+    assert table in (ROOT / "docs" / "likelihood.md").read_text(), f"docs/likelihood.md is out of date:\n{table}"
+    for row in results["rows"]:  # the bound is below the ELBO it tightens, units within the latents
+        assert row["iwae_nll"] <= row["test_neg_elbo"] and 0 <= row["active_units"] <= 20
