@@ -57,5 +57,5 @@ def test_kl_per_latent_sums_to_evaluates_kl_and_is_recorded_per_epoch() -> None:
 
 def test_a_classifier_history_has_no_vectors() -> None:
     clf = xvae.Classifier(xvae.ClassifierSpec(input_dim=4, outputs=2), backend="numpy")
-    hist = clf.fit(np.zeros((6, 4), np.float32), np.array([0, 1] * 3), epochs=1, progress=False)
+    hist = clf.fit(np.zeros((6, 4), np.float32), np.array([0, 1] * 3), epochs=1, batch_size=6, progress=False)
     assert hist.vectors == {} and "vectors" not in hist.to_dict()
