@@ -149,3 +149,17 @@ def test_iwae_with_dropout_is_refused() -> None:
                         decoder=xvae.DecoderSpec(latents=2, output_shape=(6,), layers=[L.Dense(6)]))
     with pytest.raises(xvae.ConfigError, match="Dropout"):
         xvae.VAE(spec, backend="numpy").fit(np.zeros((4, 6), np.float32), progress=False, loss="iwae", k=2)
+
+
+def test_validation_of_an_iwae_fit_reports_the_elbo_and_the_bound() -> None:
+    spec = _spec()
+    x = np.random.default_rng(0).random((20, 6)).astype(np.float32)
+    vae = xvae.VAE(spec, backend="numpy", seed=0)
+    hist = vae.fit(x, epochs=2, batch_size=8, loss="iwae", k=4, progress=False, validation_data=x[:6])
+    twin = xvae.VAE(spec, backend="numpy")
+    twin.set_weights(vae.get_weights())
+    # val_loss: the negative ELBO of the epoch's final weights, noise from Generator(0), as evaluate
+    assert hist.history["val_loss"][-1] == pytest.approx(twin.evaluate(x[:6])["loss"], rel=1e-12)
+    # val_objective: the 4-sample bound, tighter than the ELBO in expectation
+    assert hist.history["val_objective"][-1] < hist.history["val_loss"][-1] + 1.0
+    assert hist.history["val_objective"][-1] != hist.history["val_loss"][-1]
