@@ -340,7 +340,7 @@ class ModelState:
     """
 
     def __init__(self, model: "Model") -> None:
-        self.attributes = {name: getattr(model, name) for name in ("optimizer", "_compiled_optimizer")}
+        self.attributes = {name: getattr(model, name) for name in ("optimizer", "_compiled_optimizer", "_compiled_loss")}
         self.program = model._program
         self.weights, self.opt_state = model._program.get_state()
         self.rng = model.rng

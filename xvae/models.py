@@ -612,7 +612,7 @@ class VAE(Model):
         if seed is None:
             raise ConfigError("log_likelihood needs an integer seed >= 0 (it keys the noise). Received: seed=None")
         bs = importance.IMPORTANCE_BATCH if batch_size is None else _validate.positive_int(batch_size, "batch_size")
-        rows = self._rows(x)
+        rows = self._check_xy(x, None)[0]  # shape, finiteness and the likelihood's range
         return importance.log_likelihood(self._program, rows, k=k, seed=seed, latents=self._latents, batch_size=bs)
 
     def _epoch_vectors(self, x: NDArray[np.float32]) -> dict[str, Any]:

@@ -163,3 +163,16 @@ def test_validation_of_an_iwae_fit_reports_the_elbo_and_the_bound() -> None:
     # val_objective: the 4-sample bound, tighter than the ELBO in expectation
     assert hist.history["val_objective"][-1] < hist.history["val_loss"][-1] + 1.0
     assert hist.history["val_objective"][-1] != hist.history["val_loss"][-1]
+
+
+def test_a_diverging_iwae_fit_rolls_back_to_the_elbo_program() -> None:
+    """Issue 16's rollback also restores the objective: the model evaluates and trains as before."""
+    spec = _spec()
+    x = np.random.default_rng(0).random((16, 6)).astype(np.float32)
+    vae = xvae.VAE(spec, backend="numpy", seed=0)
+    before = vae.get_weights()
+    with pytest.raises(xvae.XVAEError):
+        vae.fit(x, epochs=3, batch_size=8, loss="iwae", k=3, optimizer=xvae.optim.SGD(1e6), progress=False)
+    assert vae._compiled_loss == loss_for(spec) and vae._objective is None and vae.step == 0
+    assert all(np.array_equal(v, before[n]) for n, v in vae.get_weights().items())
+    vae.fit(x, epochs=1, batch_size=8, progress=False)  # trains the ELBO again
