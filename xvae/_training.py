@@ -104,7 +104,10 @@ def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, rng: np.random
     outliers measured with fresh arrays).
     """
     copies = bool(shuffle and rng is not None) + {"dynamic": 2, "static": 1}.get(binarize or "", 0)
-    _memory.require(x.size * 4 * copies + len(x) * 4 * (latents or 0) + 8 * len(x) * shuffle,
+    # noise per example: (latents,), or (k, latents) for the IWAE bound: the same stream, k per example
+    noise_shape = () if latents is None else (
+        (latents,) if isinstance(latents, (int, np.integer)) else tuple(latents))
+    _memory.require(x.size * 4 * copies + len(x) * 4 * int(np.prod(noise_shape or (0,))) + 8 * len(x) * shuffle,
                     f"an epoch of {len(x):,} rows (order, binarization, noise)", "pass fewer rows")
     order = rng.permutation(len(x)) if shuffle and rng is not None else None
     if order is not None:
@@ -124,9 +127,7 @@ def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, rng: np.random
         x = datasets.binarize(x, "static")
     noise = None
     if latents is not None:
-        # (n, latents), or (n, k, latents) for the IWAE bound: the same stream, k per example
-        shape = (latents,) if isinstance(latents, (int, np.integer)) else tuple(latents)
-        noise = rng.standard_normal((len(x), *shape), dtype=np.float32)  # type: ignore[union-attr]
+        noise = rng.standard_normal((len(x), *noise_shape), dtype=np.float32)  # type: ignore[union-attr]
     masks = None
     if dropout is not None and rng is not None:
         from xvae.layers.towers import draw_dropout
