@@ -33,7 +33,7 @@ __all__ = [
     "IWAEBound",
     "objective_for",
     "kl_per_latent",
-    "LIKELIHOODS",
+    "ELBO_SPECS",
     "binary_cross_entropy",
     "kl_divergence",
     "negative_elbo",
@@ -144,7 +144,7 @@ class IWAEBound(LossSpec):
 
 
 #: The VAE likelihoods and their ELBO loss specs (the IWAE bound reuses their nll).
-LIKELIHOODS: dict[str, type[LossSpec]] = {}
+ELBO_SPECS: dict[str, type[LossSpec]] = {}
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def loss_for(spec: ModelSpec) -> LossSpec:
     raise SpecError(f"loss_for needs a VAESpec or ClassifierSpec. Received: {spec!r:.200}")
 
 
-LIKELIHOODS.update(bernoulli=BernoulliELBO, gaussian=GaussianELBO, continuous_bernoulli=ContinuousBernoulliELBO)
+ELBO_SPECS.update(bernoulli=BernoulliELBO, gaussian=GaussianELBO, continuous_bernoulli=ContinuousBernoulliELBO)
 
 #: The training objectives of a VAE (`VAE.fit(loss=...)`).
 OBJECTIVES = ("elbo", "iwae")
@@ -195,7 +195,19 @@ OBJECTIVES = ("elbo", "iwae")
 
 def objective_for(spec: VAESpec, loss: str = "elbo", k: int = 1, free_bits: float = 0.0) -> LossSpec:
     """The loss spec of a VAE objective: `loss_for(spec)` (with `free_bits`) for "elbo",
-    `IWAEBound` for "iwae"."""
+    `IWAEBound` for "iwae".
+
+    Raises:
+        SpecError: spec is not a VAESpec.
+        ConfigError: loss, k or free_bits is invalid (the message names it).
+    """
+    if not isinstance(spec, VAESpec):
+        raise SpecError(f"objective_for takes a VAESpec. Received: {type(spec).__name__}")
+    _validate.choice(loss, "loss", OBJECTIVES)
+    k = _validate.positive_int(k, "k")
+    if (isinstance(free_bits, bool) or not isinstance(free_bits, (int, float, np.integer, np.floating))
+            or not 0 <= free_bits < float("inf")):
+        raise ConfigError(f"free_bits must be a finite number >= 0. Received: free_bits={free_bits!r:.100}")
     if loss == "iwae":
         return IWAEBound(spec.decoder.likelihood, k)
     base = loss_for(spec)
@@ -204,9 +216,9 @@ def objective_for(spec: VAESpec, loss: str = "elbo", k: int = 1, free_bits: floa
 
 def kl_per_latent(mean: ArrayLike, logvar: ArrayLike) -> F64:
     """KL(N(m, e^v) || N(0, 1)) of each latent, float64 (n, latents): ``-0.5 (1 + v - m^2 - e^v)``."""
-    m = np.asarray(mean, dtype=np.float64)
-    v = np.asarray(logvar, dtype=np.float64)
-    return -0.5 * (1.0 + v - m * m - np.exp(v))
+    m, v = _float64("kl_per_latent", mean=mean, logvar=logvar)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN in, inf/NaN out (as kl_divergence)
+        return -0.5 * (1.0 + v - m * m - np.exp(v))
 
 
 def binary_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> F64:

@@ -35,7 +35,7 @@ from xvae.losses import (
     ContinuousBernoulliELBO,
     GaussianELBO,
     IWAEBound,
-    LIKELIHOODS,
+    ELBO_SPECS,
     LossSpec,
 )
 
@@ -215,7 +215,7 @@ NLL: dict[Callable[..., Any], Callable[[Array, Array, Any], Array]] = {
 
 def loss_fn(loss: LossSpec) -> PerExample:
     if isinstance(loss, IWAEBound):
-        return iwae_bound(LOSSES[LIKELIHOODS[loss.likelihood]])
+        return iwae_bound(LOSSES[ELBO_SPECS[loss.likelihood]])
     if getattr(loss, "free_bits", 0.0):
         return with_free_bits(LOSSES[type(loss)], loss.free_bits)  # type: ignore[attr-defined]
     try:

@@ -45,7 +45,7 @@ from xvae.backend import (
     broadcast,
     check_batch,
 )
-from xvae.losses import LIKELIHOODS, BinaryCrossEntropy, LossSpec
+from xvae.losses import ELBO_SPECS, BinaryCrossEntropy, LossSpec
 from xvae.optim import OptimizerSpec
 from xvae_tf import _layers, _losses, _optim, _weights
 
@@ -180,7 +180,7 @@ class TFProgram(Program):
         self._apply = compile_(self._apply_fn)
         self._run = {fn: compile_(self._log_weights if fn == "log_weights" else getattr(self.model, fn))
                      for fn in FUNCTIONS[self.kind]}
-        self._nll = _losses.NLL.get(LIKELIHOODS.get(spec.decoder.likelihood)) if self.kind == "vae" else None  # type: ignore[union-attr]
+        self._nll = _losses.NLL.get(ELBO_SPECS.get(spec.decoder.likelihood)) if self.kind == "vae" else None  # type: ignore[union-attr]
 
     # -- traced bodies -----------------------------------------------------------------
     def _metrics(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:

@@ -31,7 +31,7 @@ from xvae.losses import (
     BinaryCrossEntropy,
     CategoricalCrossEntropy,
     IWAEBound,
-    LIKELIHOODS,
+    ELBO_SPECS,
     LossSpec,
 )
 
@@ -162,7 +162,7 @@ def _iwae_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]) -> Callabl
 def loss_fn(spec: LossSpec) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:
     """The implementation of `spec`, or NotImplementedError naming it."""
     if isinstance(spec, IWAEBound):
-        return _iwae_with(NLL[LIKELIHOODS[spec.likelihood]])
+        return _iwae_with(NLL[ELBO_SPECS[spec.likelihood]])
     if getattr(spec, "free_bits", 0.0):
         return _elbo_with(NLL[type(spec)], spec.free_bits)  # type: ignore[attr-defined]
     try:

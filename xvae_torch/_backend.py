@@ -37,7 +37,7 @@ from xvae.backend import (
     Weights,
     check_batch,
 )
-from xvae.losses import LIKELIHOODS, LossSpec
+from xvae.losses import ELBO_SPECS, LossSpec
 from xvae.naming import STEP, optimizer_slots, weight_shapes
 from xvae.optim import OptimizerSpec, step_count
 from xvae_torch import _layers, _losses, _optim, _weights
@@ -233,7 +233,7 @@ class TorchProgram(Program):
         args = [_tensor(inputs[n], _F32, self.device) for n in names]
         with tf32(self.allow_tf32), torch.inference_mode():
             if fn == "log_weights":
-                nll = _losses.NLL[LIKELIHOODS[self.spec.decoder.likelihood]]  # type: ignore[union-attr]
+                nll = _losses.NLL[ELBO_SPECS[self.spec.decoder.likelihood]]  # type: ignore[union-attr]
                 result = _losses.log_weights(self.model, nll, *args)[0]
             else:
                 result = getattr(self.model, fn)(*args)

@@ -28,7 +28,7 @@ from xvae.losses import (
     BinaryCrossEntropy,
     CategoricalCrossEntropy,
     IWAEBound,
-    LIKELIHOODS,
+    ELBO_SPECS,
     LossSpec,
 )
 
@@ -169,7 +169,7 @@ def _iwae_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]) -
 def loss_fn(spec: LossSpec) -> LossFn:
     """The torch implementation of a loss spec (NotImplementedError if it has none)."""
     if isinstance(spec, IWAEBound):
-        return _iwae_with(NLL[LIKELIHOODS[spec.likelihood]])
+        return _iwae_with(NLL[ELBO_SPECS[spec.likelihood]])
     if getattr(spec, "free_bits", 0.0):
         return _elbo_with(NLL[type(spec)], spec.free_bits)  # type: ignore[attr-defined]
     if type(spec) not in LOSSES:
