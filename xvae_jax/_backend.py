@@ -275,4 +275,8 @@ class JaxBackend(Backend):
 
     def compile(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
                 options: CompileOptions) -> JaxProgram:
+        if options.devices is not None:  # data parallel: a mesh over the devices (xvae_jax._distribute)
+            from xvae_jax._distribute import DataParallelProgram
+
+            return DataParallelProgram(spec, loss, optimizer, options)
         return JaxProgram(spec, loss, optimizer, options)
