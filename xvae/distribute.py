@@ -27,15 +27,20 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from xvae._errors import ConfigError
+from xvae._errors import ConfigError, XVAEError
 
-__all__ = ["Devices", "normalize", "select", "padded_rows", "pad_rows", "is_chief", "UNSPLIT_KEYS"]
+__all__ = ["Devices", "WorkerLostError", "normalize", "select", "padded_rows", "pad_rows", "is_chief", "UNSPLIT_KEYS"]
 
 #: What `devices=` accepts once normalized: None (one device), a count, "all", or names.
 Devices = int | str | tuple[str, ...] | None
 
 #: Batch keys that are not split over devices (scalars per step, shared by every row).
 UNSPLIT_KEYS = frozenset({"beta", "lr"})
+
+
+class WorkerLostError(XVAEError, RuntimeError):
+    """A process of a multi-process data-parallel run died or stopped answering: the step's
+    collective failed (at the latest after the process group's timeout) instead of hanging."""
 
 
 def normalize(devices: Any) -> Devices:

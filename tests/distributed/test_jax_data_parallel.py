@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xvae
-from tests.distributed.conftest import assert_same_numbers, need, run, trajectory
+from dp import assert_same_numbers, need, run, trajectory
 
 pytestmark = pytest.mark.slow
 TWO = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
