@@ -116,11 +116,12 @@ def pad_rows(batch: Mapping[str, Any], parts: int, *, axis: int = 0) -> dict[str
     out: dict[str, NDArray[Any]] = {}
     for key, value in batch.items():
         a = np.asarray(value)
+        lead = np.shape(batch["x"])[: axis + 1]
+        if key == "mask" and a.shape != lead:  # a scalar-like mask: one value for every row
+            a = np.broadcast_to(a, lead)
         if key in UNSPLIT_KEYS or a.ndim <= axis or want == rows:
             out[key] = a
             continue
-        if key == "mask" and a.shape[axis] != rows:  # a scalar-like mask: one value for every row
-            a = np.broadcast_to(a, np.shape(batch["x"])[: axis + 1])
         widths = [(0, 0)] * a.ndim
         widths[axis] = (0, want - rows)
         out[key] = np.pad(a, widths)

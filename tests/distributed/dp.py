@@ -58,7 +58,7 @@ def assert_same_numbers(a: Path, b: Path) -> float:
     relative loss difference."""
     loss_a, w_a = load(a)
     loss_b, w_b = load(b)
-    assert loss_a.shape == loss_b.shape == (20,)
+    assert loss_a.shape == loss_b.shape and len(loss_a) >= 2
     np.testing.assert_allclose(loss_b, loss_a, rtol=RTOL)
     for name in w_a:
         scale = np.linalg.norm(w_a[name]) + 1e-12

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--checkpoint-dir")
     p.add_argument("--resume", help="a checkpoint to load and resume from")
+    p.add_argument("--batch-size", type=int, default=ROWS)
+    p.add_argument("--steps-per-call", type=int, default=1)
     p.add_argument("--tf-logical-cpus", type=int, default=0)
     p.add_argument("--sleep-per-step", type=float, default=0.0, help="slow steps (fault tests)")
     a = p.parse_args(argv)
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         import time
 
         callbacks.append(xvae.callbacks.LambdaCallback(on_epoch_end=lambda *_: time.sleep(a.sleep_per_step)))
-    history = model.fit(data(), epochs=a.epochs, batch_size=ROWS, binarize="dynamic", progress=False,
+    history = model.fit(data(), epochs=a.epochs, batch_size=a.batch_size, steps_per_call=a.steps_per_call, binarize="dynamic", progress=False,
                         devices=devices, resume=bool(a.resume), checkpoint_dir=a.checkpoint_dir,
                         keep=100, callbacks=callbacks)
     if xvae.distribute.is_chief(model):
