@@ -14,7 +14,9 @@ Multi-host: call `jax.distributed.initialize()` in every process before building
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+from typing import Any, Iterator
 
 import jax
 import numpy as np
@@ -50,21 +52,56 @@ class DataParallelProgram(_backend.JaxProgram):
         super().__init__(spec, loss, optimizer, options)
         self.devices = mesh_devices(options.devices)
         self.mesh = Mesh(np.array(self.devices), (AXIS,))
-        self.device = self.devices[0]
+        here = jax.process_index()  # this process's first mesh device: host <-> device copies
+        self.device = next(d for d in self.devices if d.process_index == here)
+        self.chief = jax.process_index() == 0  # multi-host: process 0 writes checkpoints
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
         self._rows = {False: NamedSharding(self.mesh, PartitionSpec(AXIS)),
                       True: NamedSharding(self.mesh, PartitionSpec(None, AXIS))}
         self._repeats = RepeatCache(lambda a: a)  # host arrays: placed with their sharding below
         self._placed = RepeatCache(self._replicate)
 
-    def _replicate(self, a: Any) -> Any:
-        return jax.device_put(a, self._replicated)
+    def _replicate(self, tree: Any) -> Any:
+        return jax.tree_util.tree_map(lambda a: self._place(a, self._replicated), tree)
+
+    @staticmethod
+    def _place(a: Any, sharding: NamedSharding) -> jax.Array:
+        """A global array from the host copy every process holds (the core draws the same
+        batch in each): each process fills only its own devices' pieces, as multi-host needs."""
+        host = np.asarray(a)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
     def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
         super().set_state(weights, opt_state)
         self._params = self._replicate(self._params)
         if self._opt_state is not None:
             self._opt_state = self._replicate(self._opt_state)
+
+    @contextlib.contextmanager
+    def _local(self) -> Iterator[None]:
+        """Inside, params and optimizer state are this process's first replica: a
+        single-device copy that host reads and inference can use on any host."""
+        params, opt_state = self._params, self._opt_state
+        first = functools.partial(jax.tree_util.tree_map, lambda a: a.addressable_data(0))
+        self._params = first(params)
+        self._opt_state = None if opt_state is None else first(opt_state)
+        try:
+            yield
+        finally:
+            self._params, self._opt_state = params, opt_state
+
+    def get_state(self) -> tuple[Weights, OptState]:
+        with self._local():
+            return super().get_state()
+
+    def run(self, fn: str, **inputs: Any) -> dict[str, Any]:
+        with self._local():
+            return super().run(fn, **inputs)
+
+    def to_numpy(self, metrics: Any) -> dict[str, Any]:
+        # Metrics are replicated: every process reads its own copy (multi-host safe).
+        return super().to_numpy({k: v.addressable_data(0) if isinstance(v, jax.Array) else v
+                                 for k, v in dict(metrics).items()})
 
     def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         steps = self._trainable()
@@ -79,4 +116,4 @@ class DataParallelProgram(_backend.JaxProgram):
                                    axis=1 if stacked else 0)
         rows = self._rows[stacked]
         return {key: self._placed.get(key, value) if key in distribute.UNSPLIT_KEYS
-                else jax.device_put(value, rows) for key, value in host.items()}
+                else self._place(value, rows) for key, value in host.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,31 @@ def test_sharded_program_splits_the_batch_on_the_data_axis():
     out = run([sys.executable, "-c", code], **TWO).stdout
     assert "mesh {'data': 2} x (8, 4) 2 (4, 4) mask [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]" in out
     assert "params 2" in out
+
+
+def test_two_processes_through_jax_distributed_give_the_one_device_trajectory(tmp_path):
+    """Multi-host, exercised with two local processes (one CPU device each, gloo collectives)."""
+    need("jax")
+    import socket
+    import subprocess
+
+    from dp import HERE, env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    run(trajectory(["--backend", "jax", "--out", str(one)]))
+    procs = [subprocess.Popen([sys.executable, str(HERE / "jax_multiprocess.py"), "--backend", "jax",
+                               "--devices", "2", "--out", str(two), "--checkpoint-dir", str(tmp_path / "ckpt")],
+                              env=env(XVAE_TEST_COORDINATOR=f"127.0.0.1:{port}", XVAE_TEST_PROCESSES="2",
+                                      XVAE_TEST_PROCESS_ID=str(i)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HERE)
+             for i in (0, 1)]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-4000:]
+    assert_same_numbers(one, two)
+    assert len(list((tmp_path / "ckpt").iterdir())) == 20  # one writer: every epoch, once, whole
+    model = xvae.load(tmp_path / "ckpt" / "epoch-0020.xvae", backend="jax")
+    assert model.step == 20
