@@ -312,3 +312,9 @@ class TFBackend(Backend):
 
             return DataParallelProgram(spec, loss, optimizer, options)
         return TFProgram(spec, loss, optimizer, options, _resolve_device(options.device))
+
+
+if os.environ.get("TF_CONFIG"):  # several workers: collectives must exist before any TF op
+    from xvae_tf import _distribute
+
+    _distribute.start_multi_worker()

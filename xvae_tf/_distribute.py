@@ -10,8 +10,11 @@ all-reduces the gradients and metrics, and the optimizer's equations (`_optim`) 
 mirrored variables once, in cross-replica context: every copy gets the same update.
 
 `train_steps` runs its K steps as K such steps (the same numbers). Evaluation runs the
-whole batch on the first device. Several hosts (`MultiWorkerMirroredStrategy`, TF_CONFIG)
-are NOT implemented yet (`xvae.ConfigError` says so when TF_CONFIG is set).
+whole batch on the first device.
+
+Several hosts: with TF_CONFIG set, `MultiWorkerMirroredStrategy` over every worker's
+devices, the same code; it is created when the backend is imported (TensorFlow sets up
+collectives only before its first operation), and worker 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -36,23 +39,52 @@ __all__ = ["DataParallelProgram", "strategy_devices"]
 TOTAL = "_dp_total"
 
 
-def strategy_devices(devices: distribute.Devices) -> list[str]:
-    """The logical devices `devices` names (GPUs if any, else CPUs), as "/GPU:i" strings."""
+_MULTI_WORKER: tf.distribute.MultiWorkerMirroredStrategy | None = None
+
+
+def start_multi_worker() -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The process's MultiWorkerMirroredStrategy (from TF_CONFIG), created once.
+
+    TensorFlow configures collectives only before its first operation, so `_backend` calls
+    this at import when TF_CONFIG is set, before any model exists.
+    """
+    global _MULTI_WORKER
+    if _MULTI_WORKER is None:
+        _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
+    return _MULTI_WORKER
+
+
+def strategy_devices(devices: distribute.Devices) -> tuple[tf.distribute.Strategy, list[str], bool]:
+    """(strategy, this process's devices as "/GPU:i"-style strings, chief?) for `devices`.
+
+    One host: MirroredStrategy over the logical GPUs if any, else CPUs. TF_CONFIG set:
+    MultiWorkerMirroredStrategy over every worker's devices (devices must be "all" or
+    their count); the chief is worker 0.
+    """
     if os.environ.get("TF_CONFIG"):
-        raise ConfigError("TF_CONFIG is set, but xvae's tf backend runs MirroredStrategy on one host only "
-                          "(MultiWorkerMirroredStrategy is not implemented yet): unset TF_CONFIG, or use "
-                          "the jax or torch backend for several hosts.")
+        strategy = start_multi_worker()
+        n = strategy.num_replicas_in_sync
+        if isinstance(devices, tuple):
+            raise ConfigError(f"devices={list(devices)!r}: with TF_CONFIG the devices are the workers' "
+                              f"({n} replicas); pass devices='all' or devices={n}.")
+        distribute.select(devices, [f"replica {i}" for i in range(n)], "tf")
+        if devices not in ("all", n):
+            raise ConfigError(f"devices={devices!r}, but TF_CONFIG's workers hold {n} replicas; pass "
+                              f"devices='all' or devices={n}.")
+        task = strategy.cluster_resolver.task_id
+        return strategy, list(strategy.extended.worker_devices), not task
     kind = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
     names = [f"{kind.lower()}:{i}" for i in range(len(tf.config.list_logical_devices(kind)))]
     if isinstance(devices, tuple):
-        return [_backend._resolve_device(name) for name in devices]
-    hint = ("" if kind == "GPU" or len(names) > 1 else
-            " (on a CPU, split it into logical devices first: tf.config.set_logical_device_configuration)")
-    try:
-        chosen = distribute.select(devices, names, "tf")
-    except ConfigError as err:
-        raise ConfigError(f"{err}{hint}") from None
-    return [f"/{kind}:{i}" for i in chosen]
+        chosen = [_backend._resolve_device(name) for name in devices]
+    else:
+        hint = ("" if kind == "GPU" or len(names) > 1 else
+                " (on a CPU, split it into logical devices first: tf.config.set_logical_device_configuration)")
+        try:
+            chosen = [f"/{kind}:{i}" for i in distribute.select(devices, names, "tf")]
+        except ConfigError as err:
+            raise ConfigError(f"{err}{hint}") from None
+    return tf.distribute.MirroredStrategy(chosen), chosen, True
 
 
 class DataParallelProgram(_backend.TFProgram):
@@ -60,8 +92,8 @@ class DataParallelProgram(_backend.TFProgram):
 
     def __init__(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
                  options: CompileOptions) -> None:
-        self.devices = strategy_devices(options.devices)
-        self.strategy = tf.distribute.MirroredStrategy(self.devices)
+        self.strategy, self.devices, self.chief = strategy_devices(options.devices)
+        self.replicas = self.strategy.num_replicas_in_sync
         with self.strategy.scope():
             super().__init__(spec, loss, optimizer, options, self.devices[0])
         # Not jit_compile'd: XLA refuses a replica's function that reads variables' copies on
@@ -86,16 +118,16 @@ class DataParallelProgram(_backend.TFProgram):
         return metrics
 
     def _shards(self, batch: Batch) -> tuple[Any, tf.Tensor]:
-        host = distribute.pad_rows(batch, len(self.devices))
-        rows = np.shape(host["x"])[0] // len(self.devices)
-        mask = np.broadcast_to(np.asarray(host["mask"], np.float32), (rows * len(self.devices),))
+        host = distribute.pad_rows(batch, self.replicas)
+        rows = np.shape(host["x"])[0] // self.replicas
+        mask = np.broadcast_to(np.asarray(host["mask"], np.float32), (rows * self.replicas,))
         converted = self._batch({**host, "mask": mask}, train=True)
         lr = converted.pop("lr")
         converted[TOTAL] = tf.constant(np.float32(mask.sum()))
 
         def shard(ctx: tf.distribute.ValueContext) -> dict[str, tf.Tensor]:
             i = ctx.replica_id_in_sync_group
-            with tf.device(self.devices[i]):
+            with tf.device(self.devices[i % len(self.devices)]):  # i: global; devices: this worker's
                 return {k: (v if k in distribute.UNSPLIT_KEYS or k == TOTAL else v[i * rows:(i + 1) * rows])
                         for k, v in converted.items()}
 
