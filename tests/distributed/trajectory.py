@@ -47,10 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model = xvae.VAE(xvae.VAESpec(input_dim=FEATURES, hidden=(8,), latents=2), backend=a.backend, seed=0)
     callbacks = []
-    if a.sleep_per_step:
+    if a.sleep_per_step:  # slow every training step down, so a test can kill a worker mid-epoch
         import time
 
-        callbacks.append(xvae.callbacks.LambdaCallback(on_epoch_end=lambda *_: time.sleep(a.sleep_per_step)))
+        def slow_steps(model: xvae.VAE) -> None:
+            program, step = model._program, model._program.train_step
+            program.train_step = lambda batch: (time.sleep(a.sleep_per_step), step(batch))[1]
+
+        callbacks.append(xvae.callbacks.LambdaCallback(on_train_begin=slow_steps))
     history = model.fit(data(), epochs=a.epochs, batch_size=a.batch_size, steps_per_call=a.steps_per_call, binarize="dynamic", progress=False,
                         devices=devices, resume=bool(a.resume), checkpoint_dir=a.checkpoint_dir,
                         keep=100, callbacks=callbacks)
