@@ -22,6 +22,7 @@ the numbers of one device, with no collective.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 from collections.abc import Mapping
@@ -48,6 +49,14 @@ TIMEOUT_ENV = "XVAE_DIST_TIMEOUT"
 WEIGHT = "_dp_weight"
 
 
+def _destroy() -> None:
+    try:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - at exit, a peer may be gone already: nothing to keep
+        pass
+
+
 def process_group(devices: distribute.Devices) -> tuple[int, int]:
     """(rank, world size) of the process group torchrun set up, initialised here if needed.
 
@@ -66,6 +75,7 @@ def process_group(devices: distribute.Devices) -> tuple[int, int]:
         if kind == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(kind, timeout=timeout)
+        atexit.register(_destroy)  # gloo's threads torn down in order, not by std::terminate at exit
     rank, world = dist.get_rank(), dist.get_world_size()
     if isinstance(devices, tuple):
         raise ConfigError(f"devices={list(devices)!r}: with the torch backend the devices are torchrun's "
