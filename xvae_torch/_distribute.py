@@ -88,6 +88,15 @@ def process_group(devices: distribute.Devices) -> tuple[int, int]:
     return rank, world
 
 
+#: Words of the errors a collective raises when a peer is gone or silent (gloo, nccl).
+_PEER_SIGNS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer")
+
+
+def _lost_peer(err: RuntimeError) -> bool:
+    """Whether `err` comes from a collective that lost its peers (not from the model's code)."""
+    return isinstance(err, dist.DistError) or any(w in str(err).lower() for w in _PEER_SIGNS)
+
+
 class _Objective(torch.nn.Module):
     """The loss as a module, so DDP sees a forward() and hooks the backward's all-reduce."""
 
@@ -157,7 +166,9 @@ class DataParallelProgram(_backend.TorchProgram):
             names = list(metrics)
             shares = torch.stack([metrics[n].detach() for n in names]) * (weight / self.world)
             dist.all_reduce(shares)  # the global masked means, in every process
-        except (RuntimeError, dist.DistError) as err:  # a peer died or timed out
+        except RuntimeError as err:
+            if not _lost_peer(err):  # a bug of ours or the model's: not a worker's death
+                raise
             raise distribute.WorkerLostError(
                 f"Data-parallel training lost a peer: rank {self.rank} of {self.world} could not "
                 f"exchange gradients ({type(err).__name__}: {str(err)[:300]}). Another process "
