@@ -78,6 +78,10 @@ def select(devices: Devices, available: Sequence[str], backend: str) -> list[int
         ConfigError: more devices than exist, or a name not among them; the message lists
             the available devices.
     """
+    devices = normalize(devices)
+    if isinstance(available, str) or not isinstance(available, Sequence) or \
+            not all(isinstance(a, str) for a in available):
+        raise ConfigError(f"available must be a list of device names. Received: {available!r:.100}")
     listed = ", ".join(available) or "none"
     if devices is None:
         return [0]
@@ -97,6 +101,13 @@ def select(devices: Devices, available: Sequence[str], backend: str) -> list[int
 
 def padded_rows(rows: int, parts: int) -> int:
     """The smallest multiple of `parts` that holds `rows` rows."""
+    from xvae import _validate
+
+    count = _validate.integer(rows)
+    if count is None or count < 0:
+        raise ConfigError(f"rows must be an integer >= 0. Received: rows={rows!r:.100}")
+    rows = count
+    parts = _validate.positive_int(parts, "parts")
     return parts * math.ceil(rows / parts)
 
 
@@ -111,6 +122,15 @@ def pad_rows(batch: Mapping[str, Any], parts: int, *, axis: int = 0) -> dict[str
         parts: the number of devices (or processes) the rows will be split over.
         axis: the row axis.
     """
+    from xvae import _validate
+
+    if not isinstance(batch, Mapping) or "x" not in batch:
+        raise ConfigError(f"pad_rows takes a batch: a mapping of key -> array with an 'x'. Received: {batch!r:.100}")
+    if isinstance(axis, bool) or axis not in (0, 1):
+        raise ConfigError(f"axis must be 0 (one step) or 1 (train_steps' (K, B, ...)). Received: axis={axis!r:.100}")
+    parts = _validate.positive_int(parts, "parts")
+    if np.ndim(batch["x"]) <= axis:
+        raise ConfigError(f"batch['x'] has no row axis {axis}: shape {np.shape(batch['x'])}.")
     rows = np.shape(batch["x"])[axis]
     want = padded_rows(rows, parts)
     out: dict[str, NDArray[Any]] = {}
