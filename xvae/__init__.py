@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from xvae import backends as backends
 from xvae import callbacks as callbacks
 from xvae import datasets as datasets
+from xvae import distribute as distribute
 from xvae import layers as layers
 from xvae import losses as losses
 from xvae import optim as optim
@@ -59,6 +60,7 @@ __all__ = [
     "callbacks",
     "layers",
     "datasets",
+    "distribute",
     "losses",
     "optim",
     "schedules",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xvae import distribute
 from xvae import losses as L
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec, VAESpec
@@ -325,4 +326,6 @@ class ReferenceBackend(Backend):
         return {"version": np.__version__, "device": f"cpu ({np.dtype(self.dtype).name} reference)"}
 
     def compile(self, spec, loss, optimizer, options: CompileOptions) -> ReferenceProgram:  # type: ignore[no-untyped-def]
+        if options.devices is not None:  # the reference has one device: the host CPU
+            distribute.select(options.devices, ["cpu"], self.name)
         return ReferenceProgram(spec, optimizer, self.dtype, loss)

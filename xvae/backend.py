@@ -149,12 +149,17 @@ class CompileOptions:
         xla: TensorFlow only: tf.function(jit_compile=True).
         precision: "highest" pins full float32 matmuls; "fast" allows TF32 / bf16.
         device: a framework device string ("cpu", "cuda:0", "gpu"); None picks the best one.
+        devices: data parallelism (`xvae.distribute`): None for one device, an int >= 2,
+            "all", or a tuple of device names. The program then splits each global batch's
+            rows over the devices (padding them to a multiple, masked) with its framework's
+            own engine, and its steps give the numbers of one device to float32 rounding.
     """
 
     jit: bool = True
     xla: bool = True
     precision: Precision = "highest"
     device: str | None = None
+    devices: int | str | tuple[str, ...] | None = None
 
 
 class Backend(abc.ABC):
@@ -206,6 +211,10 @@ class Program(abc.ABC):
     docstring for the batch keys), so the core never sees a framework type except the
     opaque metrics between `train_step` and `to_numpy`.
     """
+
+    #: False in the processes of a multi-process data-parallel run other than rank 0: the
+    #: core writes checkpoints (and callbacks their files) only where it is True.
+    chief: bool = True
 
     @abc.abstractmethod
     def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:

@@ -373,9 +373,11 @@ class ModelCheckpoint(Callback):
         self.last_saved = path
 
     def on_epoch_end(self, model: Any, epoch: int, logs: Logs) -> None:
-        from xvae import checkpoint
+        from xvae import checkpoint, distribute
 
         _hook_args("ModelCheckpoint.on_epoch_end", model, epoch, logs, uses=("get_weights", "save"))
+        if not distribute.is_chief(model):  # data parallel over processes: rank 0 saves and prunes
+            return
         if self._monitor is not None:
             if self._monitor.update(epoch, logs):
                 self._save(model, self.directory / "best.xvae", epoch, logs)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xvae import distribute
 from xvae._errors import CheckpointError, SpecError, XVAEError
 from xvae._specs import spec_from_dict
 from xvae.naming import STEP, optimizer_slots, weight_shapes
@@ -187,6 +188,8 @@ def _save(model: Any, target: Path) -> Path:
 
     from xvae import __version__
 
+    if not distribute.is_chief(model):  # data parallel over processes: rank 0 writes, once
+        return target
     if target.exists() and not _is_checkpoint_dir(target) and not (target.is_dir() and not any(target.iterdir())):
         raise CheckpointError(f"{target} exists and is not an xvae checkpoint; refusing to overwrite it. "
                               "Choose another path or delete it first.", path=str(target))

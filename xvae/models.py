@@ -8,6 +8,7 @@ see NumPy arrays, so the same seed gives the same numbers in every backend.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import warnings
@@ -16,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from xvae import _memory, _training, _validate
+from xvae import _memory, _training, _validate, distribute
 from xvae import backends as _backends
 from xvae._errors import ConfigError, DataError, SpecError, XVAEError
 from xvae._numbers import real
@@ -265,9 +266,11 @@ class Model:
              shuffle: bool, binarize: str | None, validation_data: Any, validation_split: float,
              verbose: Any, progress: bool | None,
              steps_per_call: int, beta: Any, callbacks: Sequence[Any], checkpoint_dir: Any,
-             checkpoint_every: int, keep: int, resume: bool) -> History:
+             checkpoint_every: int, keep: int, resume: bool, devices: Any = None) -> History:
         from xvae.callbacks import ModelCheckpoint
 
+        if devices is not None:
+            self._use_devices(devices)
         callbacks = _validate.callbacks(callbacks)
         if checkpoint_dir is not None:
             callbacks.append(ModelCheckpoint(checkpoint_dir, every=checkpoint_every, keep=keep))
@@ -281,6 +284,18 @@ class Model:
         except XVAEError as err:
             err.add_note(f"while fitting a {self.kind} on the {self.backend!r} backend")
             raise
+
+    def _use_devices(self, devices: Any) -> None:
+        """Recompile for `devices` (`xvae.distribute`), carrying weights and optimizer state
+        bit for bit; unchanged if the backend refuses them (ConfigError naming those available)."""
+        wanted = distribute.normalize(devices)
+        if wanted == self.options.devices:
+            return
+        options = dataclasses.replace(self.options, devices=wanted)
+        weights, opt_state = self._program.get_state()
+        program = self._backend.compile(self.spec, self._compiled_loss, self._compiled_optimizer, options)
+        program.set_state(weights, opt_state or None)
+        self._program, self.options = program, options
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: Any) -> None:
@@ -467,7 +482,8 @@ class VAE(Model):
             beta: float | Callable[[int], float] | Schedule | None = None, callbacks: Sequence[Any] = (),
             checkpoint_dir: Any = None, checkpoint_every: int = 1, keep: int = 3,
             resume: bool = False, progress: bool | None = None, loss: str | None = None,
-            k: int | None = None, free_bits: float | None = None) -> History:
+            k: int | None = None, free_bits: float | None = None,
+            devices: int | str | Sequence[str] | None = None) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
 
         Per epoch the model's generator draws, in this order: the permutation (if
@@ -516,6 +532,11 @@ class VAE(Model):
                 sum_d max(KL_d, free_bits) per example instead of the KL, so a latent below the
                 allowance feels no pull to the prior; "kl" in the history stays the KL.
                 None keeps the current value (default 0: off). Not with loss="iwae".
+            devices: data-parallel training (docs: "Scaling out", `xvae.distribute`): an int
+                n (the backend's first n devices), "all", or a list of device names; 1 goes
+                back to one device; None keeps the current setting (one device by default).
+                Each global batch is the one-device batch, split over the devices by the
+                framework's own engine: the same numbers to float32 rounding.
 
         Returns:
             History with "loss" (the training objective, reconstruction + beta * kl),
@@ -541,7 +562,7 @@ class VAE(Model):
                              validation_split=validation_split, verbose=verbose,
                              progress=progress, steps_per_call=steps_per_call, beta=beta,
                              callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-                             checkpoint_every=checkpoint_every, keep=keep, resume=resume)
+                             checkpoint_every=checkpoint_every, keep=keep, resume=resume, devices=devices)
         except BaseException:
             if self._compiled_loss != (self._objective or loss_for(self.spec)):
                 self._objective = previous  # nothing was compiled with it: keep the old objective
@@ -764,7 +785,8 @@ class Classifier(Model):
             validation_data: Any = None, validation_split: float = 0.0, verbose: int | str = "auto",
             steps_per_call: int = 1, callbacks: Sequence[Any] = (), checkpoint_dir: Any = None,
             checkpoint_every: int = 1, keep: int = 3, resume: bool = False,
-            progress: bool | None = None) -> History:
+            progress: bool | None = None,
+            devices: int | str | Sequence[str] | None = None) -> History:
         """Train on x (float32 (n, input_dim)) and y (0/1 labels for outputs=1, class ids otherwise).
 
         Arguments as in `VAE.fit`; validation_data is (x_val, y_val). History has "loss" and
@@ -789,6 +811,11 @@ class Classifier(Model):
             keep: keep the last `keep` checkpoints.
             resume: continue a loaded model: `epochs` is then the total to reach.
             progress: the older spelling of verbose: False is verbose=0.
+            devices: data-parallel training (docs: "Scaling out", `xvae.distribute`): an int
+                n (the backend's first n devices), "all", or a list of device names; 1 goes
+                back to one device; None keeps the current setting (one device by default).
+                Each global batch is the one-device batch, split over the devices by the
+                framework's own engine: the same numbers to float32 rounding.
 
         Returns:
             History with "loss", "accuracy" and "lr" (and "val_*") per epoch.
@@ -798,7 +825,7 @@ class Classifier(Model):
                          validation_split=validation_split, verbose=verbose, progress=progress,
                          steps_per_call=steps_per_call, beta=None,
                          callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-                         checkpoint_every=checkpoint_every, keep=keep, resume=resume)
+                         checkpoint_every=checkpoint_every, keep=keep, resume=resume, devices=devices)
 
     def evaluate(self, x: Any, y: Any = None, *, batch_size: int = 1024) -> dict[str, float]:
         """{"loss", "accuracy"}: masked means over all examples (binary: logit > 0).

@@ -61,7 +61,7 @@ def resolve_device(name: str | None) -> jax.Device:
     """A device from "cpu", "gpu", "cuda:1", "tpu:0", ...; None: JAX's default device."""
     if name is None:
         default = jax.config.jax_default_device
-        return default if isinstance(default, jax.Device) else jax.devices()[0]
+        return default if isinstance(default, jax.Device) else jax.local_devices()[0]  # multi-host: this process's
     platform, _, index = str(name).lower().partition(":")
     candidates = {platform, "gpu"} if platform in ("cuda", "rocm") else {platform}
     for plat in sorted(candidates):
@@ -284,4 +284,8 @@ class JaxBackend(Backend):
 
     def compile(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
                 options: CompileOptions) -> JaxProgram:
+        if options.devices is not None:  # data parallel: a mesh over the devices (xvae_jax._distribute)
+            from xvae_jax._distribute import DataParallelProgram
+
+            return DataParallelProgram(spec, loss, optimizer, options)
         return JaxProgram(spec, loss, optimizer, options)

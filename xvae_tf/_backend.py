@@ -313,4 +313,14 @@ class TFBackend(Backend):
     def compile(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
                 options: CompileOptions) -> TFProgram:
         _set_precision(options.precision)
+        if options.devices is not None:  # data parallel: MirroredStrategy (xvae_tf._distribute)
+            from xvae_tf._distribute import DataParallelProgram
+
+            return DataParallelProgram(spec, loss, optimizer, options)
         return TFProgram(spec, loss, optimizer, options, _resolve_device(options.device))
+
+
+if os.environ.get("TF_CONFIG"):  # several workers: collectives must exist before any TF op
+    from xvae_tf import _distribute
+
+    _distribute.start_multi_worker()

@@ -339,6 +339,10 @@ class TorchBackend(Backend):
 
     def compile(self, spec: ModelSpec, loss: LossSpec, optimizer: OptimizerSpec | None,
                 options: CompileOptions) -> TorchProgram:
+        if options.devices is not None:  # data parallel: DDP over torchrun's processes (_distribute)
+            from xvae_torch._distribute import DataParallelProgram
+
+            return DataParallelProgram(spec, loss, optimizer, options)
         device = select_device(options.device)
         return TorchProgram(spec, loss, optimizer, options, device,
                             compiled=use_torch_compile(options, device))

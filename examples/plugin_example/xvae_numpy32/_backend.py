@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from xvae import ConfigError, SpecError
+from xvae import ConfigError, SpecError, distribute
 from xvae.backend import (
     FUNCTIONS,
     Backend,
@@ -203,4 +203,6 @@ class Numpy32Backend(Backend):
                 if layer.activation not in ACTIVATIONS:
                     raise SpecError(f"The numpy32 backend supports activations {', '.join(ACTIVATIONS)}. "
                                     f"Received: activation={layer.activation!r}")
+        if options.devices is not None:  # one device: say which, if more are asked for
+            distribute.select(options.devices, ["cpu"], self.name)
         return Numpy32Program(spec, optimizer)

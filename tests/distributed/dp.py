@@ -1,0 +1,66 @@
+"""Helpers of the data-parallel tests: each run is a subprocess (XLA flags, torchrun, TF
+logical devices must be set before the framework starts), driving `trajectory.py`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xvae
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SCRIPT = HERE / "trajectory.py"
+
+#: 1 vs 2 devices, 20 Adam steps: the same float32 operations except the order of the
+#: batch sums (each device sums its rows, then the partial sums are added), ~1e-7 relative
+#: per sum (float32 eps 6e-8 times a few additions); 20 steps of Adam, whose normalised
+#: update damps rather than amplifies such differences, stay well inside 1e-5 (the issue's bound).
+RTOL = 1e-5
+
+
+def need(backend: str) -> None:
+    reason = xvae.backends.why_unavailable(backend)
+    if reason:
+        pytest.skip(f"{backend} backend unavailable: {reason}")
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = dict(os.environ)
+    out["PYTHONPATH"] = os.pathsep.join([str(ROOT), out.get("PYTHONPATH", "")])
+    out.update(extra)
+    return out
+
+
+def run(args: list[str], *, timeout: float = 240, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(args, env=env(**extra), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
+    return done
+
+
+def trajectory(args: list[str], **extra: str) -> list[str]:
+    return [sys.executable, str(SCRIPT), *args]
+
+
+def load(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    with np.load(path) as f:
+        return f["loss"], {k: f[k] for k in f.files if k != "loss"}
+
+
+def assert_same_numbers(a: Path, b: Path) -> float:
+    """Per-step losses and final weights of two runs agree to RTOL; returns the largest
+    relative loss difference."""
+    loss_a, w_a = load(a)
+    loss_b, w_b = load(b)
+    assert loss_a.shape == loss_b.shape and len(loss_a) >= 2
+    np.testing.assert_allclose(loss_b, loss_a, rtol=RTOL)
+    for name in w_a:
+        scale = np.linalg.norm(w_a[name]) + 1e-12
+        assert np.linalg.norm(w_b[name] - w_a[name]) / scale < RTOL, name
+    return float(np.max(np.abs(loss_b - loss_a) / np.abs(loss_a)))
