@@ -12,7 +12,7 @@ from xvae.backend import CompileOptions
 from xvae.losses import kl_per_latent, loss_for
 
 from cases import GRAD_RTOL, LOSS_RTOL, rel_l2
-from test_importance import SPECS, _data
+from test_importance_parity import SPECS, _data
 from test_layers import _cancelled, _weights
 
 
