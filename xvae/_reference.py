@@ -54,7 +54,7 @@ def _forward(tower: list[Placed], w: dict[str, Array], x: Array,
         mask = None
         if placed.masks is not None and dropout is not None:
             mask = dropout[:, placed.masks[0]:placed.masks[1]]
-        x, c = placed.layer.forward(_params(placed, w), x, mask)
+        x, c = placed.layer._forward(_params(placed, w), x, mask)
         cache.append(c)
     return x, cache
 
@@ -63,7 +63,7 @@ def _backward(tower: list[Placed], w: dict[str, Array], cache: list[Any],
               dout: Array, grads: dict[str, Array]) -> Array:
     """Backprop dL/d(output) through the tower, accumulating into `grads`; returns dL/d(input)."""
     for placed, c in zip(reversed(tower), reversed(cache)):
-        dout, g = placed.layer.backward(_params(placed, w), c, dout)
+        dout, g = placed.layer._backward(_params(placed, w), c, dout)
         for p, v in g.items():
             grads[f"{placed.name}.{p}"] = v
     return dout
@@ -102,8 +102,8 @@ class ReferenceProgram(Program):
     def _encode(self, x: Array) -> tuple[Array, Array]:
         h, _ = _forward(self.towers["encoder"], self.weights, x)
         mean_layer, logvar_layer = self.towers["heads"]
-        mean = mean_layer.layer.forward(_params(mean_layer, self.weights), h)[0]
-        logvar = logvar_layer.layer.forward(_params(logvar_layer, self.weights), h)[0]
+        mean = mean_layer.layer._forward(_params(mean_layer, self.weights), h, None)[0]
+        logvar = logvar_layer.layer._forward(_params(logvar_layer, self.weights), h, None)[0]
         return mean, logvar
 
     def run(self, fn: str, **inputs: Array) -> dict[str, NDArray[np.float32]]:
@@ -180,8 +180,8 @@ class ReferenceProgram(Program):
         dropout = self._dropout(batch)
         h, enc_cache = _forward(self.towers["encoder"], self.weights, x, dropout)
         mean_layer, logvar_layer = self.towers["heads"]
-        mean, mean_cache = mean_layer.layer.forward(_params(mean_layer, self.weights), h)
-        logvar, logvar_cache = logvar_layer.layer.forward(_params(logvar_layer, self.weights), h)
+        mean, mean_cache = mean_layer.layer._forward(_params(mean_layer, self.weights), h, None)
+        logvar, logvar_cache = logvar_layer.layer._forward(_params(logvar_layer, self.weights), h, None)
         std = np.exp(0.5 * logvar)
         z = mean + std * eps
         out, dec_cache = _forward(self.towers["decoder"], self.weights, z, dropout)
@@ -204,7 +204,7 @@ class ReferenceProgram(Program):
         dlogvar = dz * 0.5 * std * eps + beta * wts[:, None] * 0.5 * (np.exp(logvar) - 1.0) * charged
         dh = np.zeros_like(h)
         for placed, cache, d in ((mean_layer, mean_cache, dmean), (logvar_layer, logvar_cache, dlogvar)):
-            dx, g = placed.layer.backward(_params(placed, self.weights), cache, d)
+            dx, g = placed.layer._backward(_params(placed, self.weights), cache, d)
             grads.update({f"{placed.name}.{p}": v for p, v in g.items()})
             dh += dx
         _backward(self.towers["encoder"], self.weights, enc_cache, dh, grads)
@@ -242,8 +242,8 @@ class ReferenceProgram(Program):
         n, k, latents = eps.shape
         h, enc_cache = _forward(self.towers["encoder"], self.weights, x)
         mean_layer, logvar_layer = self.towers["heads"]
-        mean, mean_cache = mean_layer.layer.forward(_params(mean_layer, self.weights), h)
-        logvar, logvar_cache = logvar_layer.layer.forward(_params(logvar_layer, self.weights), h)
+        mean, mean_cache = mean_layer.layer._forward(_params(mean_layer, self.weights), h, None)
+        logvar, logvar_cache = logvar_layer.layer._forward(_params(logvar_layer, self.weights), h, None)
         std = np.exp(0.5 * logvar)
         z = mean[:, None, :] + std[:, None, :] * eps
         out, dec_cache = _forward(self.towers["decoder"], self.weights, z.reshape(n * k, latents))
@@ -267,7 +267,7 @@ class ReferenceProgram(Program):
         dlogvar = np.sum(dz * 0.5 * std[:, None, :] * eps, axis=1) - beta * 0.5 * wts[:, None]
         dh = np.zeros_like(h)
         for placed, cache, d in ((mean_layer, mean_cache, dmean), (logvar_layer, logvar_cache, dlogvar)):
-            dx, gr = placed.layer.backward(_params(placed, self.weights), cache, d.astype(self.dtype))
+            dx, gr = placed.layer._backward(_params(placed, self.weights), cache, d.astype(self.dtype))
             grads.update({f"{placed.name}.{p}": v for p, v in gr.items()})
             dh += dx
         _backward(self.towers["encoder"], self.weights, enc_cache, dh, grads)

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
+import numpy as np
+
 from xvae._errors import SpecError
 from xvae._numbers import integer, real
 from xvae.layers import Dense, Layer, Placed, layer_from_dict, place
@@ -105,6 +107,9 @@ def _plain(value: Any) -> Any:
 
 
 def _shape(owner: str, name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, np.ndarray) and (value.ndim > 1 or value.size > 64):  # tuple() would copy out every row
+        raise SpecError(f"{owner}.{name} must be a tuple of positive ints such as (28, 28, 1). "
+                        f"Received an array of shape {value.shape}")
     try:
         dims = tuple(value)
     except TypeError:

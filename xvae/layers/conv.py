@@ -151,6 +151,11 @@ class Conv2D(_Conv):
         field = math.prod(self.kernel_size)
         return (field * input_shape[2], field * self.filters)
 
+    def _work_elements(self, input_shape: Shape, output_shape: Shape) -> int:
+        # the padded input, and one (output rows x input channels) product per kernel tap
+        oh, ow, _ = output_shape
+        return super()._work_elements(input_shape, output_shape) + math.prod(self.kernel_size) * oh * ow * input_shape[2]
+
     def forward(self, params: dict[str, Array], x: Array, mask: Array | None = None) -> tuple[Array, Any]:
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         (pt, pb), (pl, pr) = (conv_padding(n, k, s, self.padding)
@@ -226,6 +231,13 @@ class Conv2DTranspose(_Conv):
     def fans(self, input_shape: Shape) -> tuple[int, int]:
         field = math.prod(self.kernel_size)  # Keras reads (kh, kw, out, in) as in=out-channels
         return (field * self.filters, field * input_shape[2])
+
+    def _work_elements(self, input_shape: Shape, output_shape: Shape) -> int:
+        # the uncropped output, and one (input rows x filters) product per kernel tap
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        h, w, _ = input_shape
+        full = ((h - 1) * sh + kh) * ((w - 1) * sw + kw) * self.filters
+        return super()._work_elements(input_shape, output_shape) + 2 * full + kh * kw * h * w * self.filters
 
     def forward(self, params: dict[str, Array], x: Array, mask: Array | None = None) -> tuple[Array, Any]:
         (kh, kw), (sh, sw) = self.kernel_size, self.strides

@@ -7,6 +7,8 @@ frameworks may pick another of several *equal* maxima, which only matters for ex
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,6 +47,10 @@ class _Pool(Layer):
             raise self._fail(input_shape, f"the window {self.window} is larger than the input {input_shape[:2]}")
         oh, ow = ((n - k) // s + 1 for n, k, s in zip(input_shape[:2], self.window, self.strides))
         return (oh, ow, input_shape[2])
+
+    def _work_elements(self, input_shape: Shape, output_shape: Shape) -> int:
+        # MaxPool2D stacks one output-sized slice per window tap
+        return super()._work_elements(input_shape, output_shape) + math.prod(self.window) * math.prod(output_shape)
 
     def describe(self) -> str:
         stride = "" if self.stride is None else f", stride={self.stride}"

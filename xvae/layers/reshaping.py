@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from xvae._errors import SpecError
 from xvae.layers._base import Array, Layer, Shape, positive_int
 
@@ -50,6 +52,8 @@ class Reshape(Layer):
     shape: tuple[int, ...]
 
     def __post_init__(self) -> None:
+        if isinstance(self.shape, np.ndarray) and (self.shape.ndim > 1 or self.shape.size > 64):
+            raise SpecError(f"Reshape.shape must be a tuple of positive ints. Received an array of shape {self.shape.shape}")
         try:
             dims = tuple(self.shape)
         except TypeError:

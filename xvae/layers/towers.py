@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xvae._errors import SpecError
-from xvae.layers._base import Layer, Shape
+from xvae.layers._base import Layer, Shape, input_shape_of
 from xvae.layers.dropout import Dropout
 
 __all__ = ["Placed", "place", "dropout_layout", "draw_dropout"]
@@ -48,7 +48,13 @@ def place(owner: str, input_shape: Shape, layers: Sequence[Layer], names: Sequen
         >>> [p.output_shape for p in place("enc", (8, 8, 1), [Conv2D(4, 3, stride=2), Flatten()], ["a", "b"])]
         [(4, 4, 4), (64,)]
     """
-    placed, shape = [], tuple(input_shape)
+    shape = input_shape_of(f"{owner}.input_shape", input_shape)
+    for what, value in (("layers", layers), ("names", names)):
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(f"{owner}: place takes {what} as a list. Received: {value!r:.100}")
+    if len(layers) != len(names):
+        raise SpecError(f"{owner}: place takes one name per layer. Received {len(layers)} layers, {len(names)} names")
+    placed: list[Placed] = []
     for i, (layer, name) in enumerate(zip(layers, names)):
         if not isinstance(layer, Layer):
             raise SpecError(f"{owner}.layers[{i}] must be a layer spec such as xvae.layers.Dense(10). "
