@@ -426,7 +426,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 #: Arguments that name files or folders: checked once, here, before any command runs.
-PATH_ARGS = ("checkpoint", "out", "resume", "data_dir", "json", "markdown")
+PATH_ARGS = ("checkpoint", "spec", "out", "resume", "data_dir", "json", "markdown")
 
 
 def _bad_path(args: argparse.Namespace) -> str | None:
@@ -434,7 +434,7 @@ def _bad_path(args: argparse.Namespace) -> str | None:
     for dest in PATH_ARGS:
         value = getattr(args, dest, None)
         if isinstance(value, str) and (not value.strip() or "\0" in value):
-            flag = dest if dest == "checkpoint" else "--" + dest.replace("_", "-")
+            flag = dest if dest in ("checkpoint", "spec") else "--" + dest.replace("_", "-")
             return f"argument {flag}: expected a file or folder path; got {value!r}"
     return None
 
