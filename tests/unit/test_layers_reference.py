@@ -113,3 +113,38 @@ def test_layer_json_round_trip(case):
 def test_bad_layer_arguments_raise_spec_error(make, match):
     with pytest.raises(xvae.SpecError, match=match):
         make()
+
+
+def test_public_forward_and_backward_check_their_arguments():
+    """One check in the Layer base: params, x, dy, the cache and the memory, each named."""
+    conv = L.Conv2D(4, 3)
+    params = {"kernel": np.zeros((3, 3, 1, 4)), "bias": np.zeros(4)}
+    y, cache = conv.forward(params, np.zeros((2, 6, 6, 1)))
+    with pytest.raises(xvae.DataError, match=r"backward\(cache\)"):
+        conv.backward(params, ("xp", (2, 6, 6, 1)), np.ones(y.shape))
+    with pytest.raises(xvae.DataError, match=r"backward\(cache\)"):  # another layer's cache
+        L.Conv2D(5, 3).backward(params, cache, np.ones(y.shape))
+    with pytest.raises(xvae.DataError, match=r"backward\(dy\).*\(2, 6, 6, 4\)"):
+        conv.backward(params, cache, np.ones((2, 6, 6, 3)))
+    with pytest.raises(xvae.DataError, match=r"forward\(params\['kernel'\]\).*\(3, 3, 1, 4\)"):
+        conv.forward({"kernel": np.zeros((3, 3, 2, 4)), "bias": np.zeros(4)}, np.zeros((2, 6, 6, 1)))
+    with pytest.raises(xvae.DataError, match=r"forward\(x\)"):
+        conv.forward(params, np.full((2, 6, 6, 1), "a"))
+    with pytest.raises(xvae.SpecError, match="takes images"):
+        conv.forward(params, np.zeros((2, 36)))
+    huge = np.broadcast_to(np.zeros((1, 1, 1, 1)), (10**5, 1000, 1000, 1))  # no memory behind it
+    with pytest.raises(xvae.ConfigError, match="needs about"):
+        conv.forward(params, huge)
+
+
+def test_the_checked_path_gives_the_unchecked_numbers():
+    dense = L.Dense(3, "tanh")
+    rng = np.random.default_rng(0)
+    params = {"kernel": rng.standard_normal((4, 3)), "bias": rng.standard_normal(3)}
+    x, dy = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    y, cache = dense.forward(params, x)
+    y_raw, cache_raw = dense._forward(params, x, None)
+    dx, grads = dense.backward(params, cache, dy)
+    dx_raw, grads_raw = dense._backward(params, cache_raw, dy)
+    assert np.array_equal(y, y_raw) and np.array_equal(dx, dx_raw)  # the same operations on the same arrays
+    assert all(np.array_equal(grads[k], grads_raw[k]) for k in grads_raw)

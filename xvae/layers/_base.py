@@ -83,7 +83,8 @@ class Layer:
     # -- description -------------------------------------------------------------------
     def output_shape(self, input_shape: Shape) -> Shape:
         """The output shape for `input_shape` (no batch axis); SpecError if it cannot apply."""
-        raise NotImplementedError
+        raise SpecError("Layer is the base of the layer specs and takes no input: use one of them, "
+                        f"e.g. xvae.layers.Dense(10). Known: {', '.join(t.__name__ for t in LAYER_TYPES.values())}")
 
     def param_shapes(self, input_shape: Shape) -> dict[str, Shape]:
         """Parameter name -> shape, in the order weights are named and drawn."""
@@ -232,6 +233,10 @@ def _shape_checked(rule: Callable[[Layer, Shape], Any]) -> Callable[[Layer, Any]
         return rule(self, shape)
 
     return checked
+
+
+for _rule in ("output_shape", "param_shapes", "fans"):  # the base's rules too (inherited by Flatten etc.)
+    setattr(Layer, _rule, _shape_checked(Layer.__dict__[_rule]))
 
 
 def layer_from_dict(data: Any) -> Layer:
