@@ -21,7 +21,7 @@ __all__ = ["PlainNumbers", "integer", "plain", "real"]
 
 def integer(value: Any) -> int | None:
     """`value` as a Python int if it is a Python or NumPy integer (not a bool); else None."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, (bool, np.bool_, np.timedelta64)) or not isinstance(value, (int, np.integer)):
         return None
     return int(value)
 
@@ -34,8 +34,8 @@ def real(value: Any) -> float | None:
     Integers beyond float64's range give None, as do complex numbers, strings and arrays.
     NaN and infinities are returned as they are: range checks are the caller's.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
+    if isinstance(value, (bool, np.bool_, np.timedelta64)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None  # (np.timedelta64 is a NumPy integer type, but a duration)
     if isinstance(value, (np.float32, np.float16)):
         return float(str(value))
     try:

@@ -39,7 +39,7 @@ LAYER_TYPES: dict[str, type["Layer"]] = {}
 
 
 def positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if isinstance(value, (bool, np.timedelta64)) or not isinstance(value, (int, np.integer)) or value < minimum:
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise SpecError(f"{owner}.{name} must be {what}. Received: {name}={value!r}")
     return int(value)
@@ -216,7 +216,7 @@ def _floats(value: Any, name: str, shape: str) -> Array:
 def input_shape_of(owner: str, value: Any) -> Shape:
     """`value` as a shape (a tuple of positive ints, no batch axis), else a SpecError."""
     if isinstance(value, (tuple, list)) and value and all(
-            isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) and n > 0 for n in value):
+            isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_, np.timedelta64)) and n > 0 for n in value):
         return tuple(int(n) for n in value)
     raise SpecError(f"{owner} takes an input shape: a tuple of positive ints without the batch axis, "
                     f"e.g. (28, 28, 1) or (784,). Received: {value!r:.200}")

@@ -37,7 +37,7 @@ Padding = Union[str, int]
 def _padding(owner: str, value: Any) -> Padding:
     if value in ("same", "valid"):
         return str(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    if isinstance(value, (bool, np.timedelta64)) or not isinstance(value, (int, np.integer)) or value < 0:
         raise SpecError(f'{owner}.padding must be "same", "valid" or an int >= 0. Received: padding={value!r}')
     return int(value)
 
