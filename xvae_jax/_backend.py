@@ -108,7 +108,8 @@ class _Steps:
         #: the likelihood's ELBO: its "reconstruction" is the nll that log_weights needs
         self.elbo = _losses.loss_fn(loss_for(spec)) if spec.kind == "vae" else None
         self.iwae = isinstance(loss, IWAEBound)
-        self.opt = None if optimizer is None else _optim.build(optimizer)
+        # optax keeps no state of its own: `Optimizer.restore` makes it from a params tree later
+        self.opt = None if optimizer is None else _optim.build(optimizer, weights=None, device=None)
         scope = functools.partial(_scoped, PRECISIONS[precision])
         compile_: Callable[..., Any] = jax.jit if jit else (lambda fn, **_: fn)
         self.eval = compile_(scope(self._metrics))
@@ -178,7 +179,7 @@ class JaxProgram(Program):
 
     # -- state -------------------------------------------------------------------------
     def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
-        params = _weights.to_params(self.spec, weights, self.device)
+        params = _weights.from_canonical(self.spec, weights, self.device)
         state = None
         if self._steps.opt is not None:
             step, slots = np.int32(0), {}
@@ -189,10 +190,10 @@ class JaxProgram(Program):
         self._params, self._opt_state = params, state
 
     def get_state(self) -> tuple[Weights, OptState]:
-        weights = _weights.from_params(self.spec, self._ready())
+        weights = _weights.to_canonical(self.spec, self._ready())
         if self._steps.opt is None:
             return weights, {}
-        return weights, _weights.opt_state_to_canonical(self.spec, *self._steps.opt.export(self._opt_state))
+        return weights, _weights.opt_state_to_canonical(self.spec, self._steps.opt.export(self._opt_state))
 
     def _ready(self) -> Any:
         if self._params is None:
@@ -255,7 +256,7 @@ class JaxProgram(Program):
 
     def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         steps = self._trainable()
-        tree = _weights.to_params(self.spec, grads, self.device, what="gradients")
+        tree = _weights.from_canonical(self.spec, grads, self.device, what="gradients")
         if lr is None:
             step = int(jax.device_get(steps.opt.export(self._opt_state)[0]))  # type: ignore[union-attr]
             lr = self.optimizer.lr_at(step)  # type: ignore[union-attr]
@@ -267,7 +268,7 @@ class JaxProgram(Program):
 
     def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
         metrics, grads = self._steps.grads(self._ready(), self._batch(batch))
-        return {k: float(v) for k, v in jax.device_get(metrics).items()}, _weights.from_params(self.spec, grads)
+        return {k: float(v) for k, v in jax.device_get(metrics).items()}, _weights.to_canonical(self.spec, grads)
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {k: np.asarray(v) for k, v in jax.device_get(dict(metrics)).items()}

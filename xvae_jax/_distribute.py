@@ -105,7 +105,7 @@ class DataParallelProgram(_backend.JaxProgram):
 
     def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         steps = self._trainable()
-        tree = self._replicate(_weights.to_params(self.spec, grads, self.device, what="gradients"))
+        tree = self._replicate(_weights.from_canonical(self.spec, grads, self.device, what="gradients"))
         if lr is None:
             step = int(jax.device_get(steps.opt.export(self._opt_state)[0]))  # type: ignore[union-attr]
             lr = self.optimizer.lr_at(step)  # type: ignore[union-attr]

@@ -29,8 +29,7 @@ from xvae import naming
 from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 from xvae.layers.conv import conv_padding, transpose_padding
 
-__all__ = ["ACTIVATIONS", "LAYERS", "DenseLayer", "ConvLayer", "ConvTransposeLayer", "LayerNormLayer",
-           "VAE", "Classifier", "build"]
+__all__ = ["ACTIVATIONS", "LAYERS", "VAE", "Classifier", "build"]
 
 Array = jax.Array
 

@@ -39,8 +39,8 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "LABEL_DTYPES", "loss_fn", "masked_means", "log_weights", "sigmoid_binary_cross_entropy",
-           "continuous_bernoulli_log_norm"]
+__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "log_weights", "loss_fn",
+           "masked_means"]
 
 Array = jax.Array
 PerExample = Callable[[Mapping[str, Array], Mapping[str, Array]], dict[str, Array]]
@@ -213,15 +213,15 @@ NLL: dict[Callable[..., Any], Callable[[Array, Array, Any], Array]] = {
 }
 
 
-def loss_fn(loss: LossSpec) -> PerExample:
-    if isinstance(loss, IWAEBound):
-        return iwae_bound(LOSSES[ELBO_SPECS[loss.likelihood]])
-    if getattr(loss, "free_bits", 0.0):
-        return with_free_bits(LOSSES[type(loss)], loss.free_bits)  # type: ignore[attr-defined]
+def loss_fn(spec: LossSpec) -> PerExample:
+    if isinstance(spec, IWAEBound):
+        return iwae_bound(LOSSES[ELBO_SPECS[spec.likelihood]])
+    if getattr(spec, "free_bits", 0.0):
+        return with_free_bits(LOSSES[type(spec)], spec.free_bits)  # type: ignore[attr-defined]
     try:
-        return LOSSES[type(loss)]
+        return LOSSES[type(spec)]
     except KeyError:
-        raise NotImplementedError(f"{type(loss).__name__} is not implemented by the jax backend") from None
+        raise NotImplementedError(f"{type(spec).__name__} is not implemented by the jax backend") from None
 
 
 def masked_means(per_example: Mapping[str, Array], mask: Array) -> dict[str, Array]:

@@ -15,7 +15,7 @@ Checked against optax 0.2.8's source and the float64 references (`update_referen
   `scale_by_adam` below is optax's transformation with ``1 - b^t = -expm1(t * log b)``,
   log b taken in float64 on the host: 2e-7 relative, and the same equations otherwise.
 
-The learning rate is an argument of `JaxOptimizer.update` (the batch's "lr", a traced
+The learning rate is an argument of `Optimizer.update` (the batch's "lr", a traced
 float32 scalar), never baked into the transformation: ``w <- w - lr * update`` after the
 chain, so a new rate or a schedule never retraces, and the chain's state does not change
 shape when the rate does (what `optax.inject_hyperparams` achieves by storing it in the
@@ -46,7 +46,7 @@ import optax
 
 from xvae.optim import SGD, Adam, AdamW, OptimizerSpec
 
-__all__ = ["JaxOptimizer", "OPTIMIZERS", "build", "count_steps", "scale_by_adam", "StepCount"]
+__all__ = ["OPTIMIZERS", "Optimizer", "build"]
 
 Params = Any
 STEP_FIELD = "count"
@@ -103,7 +103,7 @@ def scale_by_adam(b1: float, b2: float, eps: float) -> optax.GradientTransformat
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-class JaxOptimizer(NamedTuple):
+class Optimizer(NamedTuple):
     """An optax transformation plus the map from canonical slots to its state fields."""
 
     tx: optax.GradientTransformation
@@ -132,31 +132,35 @@ def _clip(spec: OptimizerSpec) -> list[optax.GradientTransformation]:
     return [] if spec.clip_norm is None else [optax.clip_by_global_norm(spec.clip_norm)]
 
 
-def _sgd(spec: SGD) -> JaxOptimizer:
+def _sgd(spec: SGD) -> Optimizer:
     parts = [*_clip(spec), count_steps()]
     if spec.weight_decay:
         parts.append(optax.add_decayed_weights(spec.weight_decay))
     if spec.momentum:
         parts.append(optax.trace(decay=spec.momentum, nesterov=spec.nesterov))
-    return JaxOptimizer(optax.chain(*parts), {"u": "trace"} if spec.momentum else {})
+    return Optimizer(optax.chain(*parts), {"u": "trace"} if spec.momentum else {})
 
 
-def _adam(spec: Adam) -> JaxOptimizer:
+def _adam(spec: Adam) -> Optimizer:
     tx = optax.chain(*_clip(spec), scale_by_adam(spec.b1, spec.b2, spec.eps))
-    return JaxOptimizer(tx, {"m": "mu", "v": "nu"})
+    return Optimizer(tx, {"m": "mu", "v": "nu"})
 
 
-def _adamw(spec: AdamW) -> JaxOptimizer:
+def _adamw(spec: AdamW) -> Optimizer:
     tx = optax.chain(*_clip(spec), scale_by_adam(spec.b1, spec.b2, spec.eps),
                      optax.add_decayed_weights(spec.weight_decay))
-    return JaxOptimizer(tx, {"m": "mu", "v": "nu"})
+    return Optimizer(tx, {"m": "mu", "v": "nu"})
 
 
-#: Optimizer spec type -> optax form (the learning rate is applied by `JaxOptimizer.update`).
-OPTIMIZERS: dict[type[OptimizerSpec], Callable[[Any], JaxOptimizer]] = {SGD: _sgd, Adam: _adam, AdamW: _adamw}
+#: Optimizer spec type -> optax form (the learning rate is applied by `Optimizer.update`).
+OPTIMIZERS: dict[type[OptimizerSpec], Callable[[Any], Optimizer]] = {SGD: _sgd, Adam: _adam, AdamW: _adamw}
 
 
-def build(spec: OptimizerSpec) -> JaxOptimizer:
+def build(spec: OptimizerSpec, weights: Mapping[str, Any] | None, device: Any) -> Optimizer:
+    """The optax form of `spec`. `weights` and `device` are part of every backend's signature;
+    optax keeps no state of its own (`Optimizer.restore` makes it from a params tree), so
+    they are unused here."""
+    del weights, device
     try:
         make = OPTIMIZERS[type(spec)]
     except KeyError:

@@ -45,7 +45,8 @@ from xvae.backend import (
     broadcast,
     check_batch,
 )
-from xvae.losses import ELBO_SPECS, BinaryCrossEntropy, LossSpec
+from xvae.losses import ELBO_SPECS, LossSpec
+from xvae.naming import weight_shapes
 from xvae.optim import OptimizerSpec
 from xvae_tf import _layers, _losses, _optim, _weights
 
@@ -161,12 +162,14 @@ class TFProgram(Program):
         self.options = options
         self.device = device
         self._loss = _losses.loss_fn(loss)
-        self._binary = isinstance(loss, BinaryCrossEntropy)
+        self._label_dtype = _losses.LABEL_DTYPES.get(type(loss))
         with tf.device(device):
             self.model = _layers.build(spec)
-            self._weights = _weights.model_variables(self.model)
-            self._optimizer = _optim.build(optimizer, self._weights) if optimizer is not None else None
+            self._weights = self.model.variables_by_name()
+            self._optimizer = (_optim.build(optimizer, self._weights, device)
+                               if optimizer is not None else None)
         self._names = list(self._weights)
+        assert self._names == list(weight_shapes(spec)), self._names  # a bug here, not a user error
         self._vars = list(self._weights.values())
         self._opt_state = self._optimizer.state() if self._optimizer is not None else {}
         self._repeats = RepeatCache(tf.convert_to_tensor)  # mask and beta, converted once
@@ -236,26 +239,29 @@ class TFProgram(Program):
             out["noise"] = np.ascontiguousarray(batch["noise"], np.float32)
         else:
             y = np.asarray(batch["y"])
-            out["y"] = np.ascontiguousarray(y.reshape(lead), np.float32 if self._binary else np.int32)
+            out["y"] = np.ascontiguousarray(y.reshape(lead), self._label_dtype)
         return {key: self._repeats.get(key, value) if key in RepeatCache.KEYS else tf.convert_to_tensor(value)
                 for key, value in out.items()}
 
-    def _need_optimizer(self) -> _optim.TFOptimizer:
+    def _need_optimizer(self) -> _optim.Optimizer:
         if self._optimizer is None:
             raise ConfigError(_NO_OPTIMIZER)
         return self._optimizer
 
     # -- the seam ----------------------------------------------------------------------
     def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
-        _weights.assign(self._weights, weights, "weights")
-        if self._optimizer is None:
-            return
-        if opt_state is None:
-            opt_state = self._optimizer.spec.init_state(weights)
-        _weights.assign(self._opt_state, opt_state, "optimizer state")
+        values = dict(zip(self._names, _weights.from_canonical(self.spec, weights, self.device)))
+        if self._optimizer is not None:
+            if opt_state is None:
+                opt_state = self._optimizer.spec.init_state(weights)
+            values.update(_weights.opt_state_from_canonical(self.spec, self._optimizer.spec.slots,
+                                                            opt_state, self.device))
+        for name, var in {**self._weights, **self._opt_state}.items():  # all checked: nothing half set
+            var.assign(values[name], read_value=False)
 
     def get_state(self) -> tuple[Weights, OptState]:
-        return _weights.read(self._weights), _weights.read(self._opt_state)
+        return (_weights.to_canonical(self.spec, self._vars),
+                _weights.opt_state_to_canonical(self.spec, self._opt_state))
 
     def run(self, fn: str, **inputs: NDArray[Any]) -> dict[str, NDArray[np.float32]]:
         functions = FUNCTIONS[self.kind]
@@ -285,7 +291,7 @@ class TFProgram(Program):
         if lr is None:
             lr = optimizer.spec.lr_at(int(optimizer.step.numpy()))
         with tf.device(self.device):
-            self._apply(_weights.from_canonical(self._names, grads, "gradients"),
+            self._apply(_weights.from_canonical(self.spec, grads, self.device, what="gradients"),
                         tf.constant(np.float32(lr)))
 
     def eval_step(self, batch: Batch) -> Metrics:
@@ -296,7 +302,7 @@ class TFProgram(Program):
         with tf.device(self.device):
             metrics, grads = self._grads(self._batch(batch))
         return ({name: float(value.numpy()) for name, value in metrics.items()},
-                _weights.to_canonical(self._names, grads))
+                _weights.to_canonical(self.spec, grads))
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {name: np.asarray(value) for name, value in metrics.items()}

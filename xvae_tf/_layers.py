@@ -30,7 +30,7 @@ from xvae.layers import Placed
 from xvae.layers.conv import conv_padding, transpose_padding
 from xvae.naming import LOG_SIGMA, towers
 
-__all__ = ["ACTIVATIONS", "LAYERS", "Dense", "Conv2D", "Conv2DTranspose", "Model", "VAE", "Classifier", "build"]
+__all__ = ["ACTIVATIONS", "LAYERS", "VAE", "Classifier", "build"]
 
 #: Hidden-layer activations by spec name. gelu is the exact erf form (not the tanh
 #: approximation); leaky_relu has negative slope 0.01, as the float64 reference.

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from xvae.losses import (
@@ -35,7 +36,8 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "NLL", "loss_fn", "log_weights", "masked_means", "continuous_bernoulli_log_norm"]
+__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "log_weights", "loss_fn",
+           "masked_means"]
 
 PerExample = dict[str, tf.Tensor]
 
@@ -122,6 +124,9 @@ LOSSES: dict[type, Callable[[Any, dict[str, tf.Tensor]], PerExample]] = {
     BinaryCrossEntropy: _binary,
     CategoricalCrossEntropy: _categorical,
 }
+
+#: classifier loss-spec type -> dtype of the batch's "y" (0/1 labels, class ids).
+LABEL_DTYPES: dict[type, type] = {BinaryCrossEntropy: np.float32, CategoricalCrossEntropy: np.int32}
 
 
 #: VAE loss-spec type -> per-value negative log-likelihood (model, decoder outputs, x).

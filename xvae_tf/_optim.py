@@ -18,8 +18,8 @@ Weight decay: SGD adds ``wd * w`` to the gradient (PyTorch's SGD); AdamW subtrac
 ``lr * wd * w`` beside the Adam step (PyTorch's AdamW, optax's adamw).
 
 Dispatch is by optimizer-spec type (`OPTIMIZERS`). Every optimizer owns its state as
-variables under canonical names (`opt.step`, `opt.<slot>.<weight>`), so `_weights.assign`
-and `_weights.read` move it exactly like the weights. `apply` is traced inside the step's
+variables under canonical names (`opt.step`, `opt.<slot>.<weight>`), so `_weights.opt_state_from_canonical`
+and `_weights.opt_state_to_canonical` move it exactly like the weights. `apply` is traced inside the step's
 tf.function; its Python loop over weights runs at trace time only, and under XLA each
 weight's update fuses into one elementwise kernel.
 """
@@ -38,7 +38,7 @@ import tensorflow as tf
 from xvae.naming import STEP, slot_name
 from xvae.optim import SGD, Adam, AdamW, OptimizerSpec
 
-__all__ = ["OPTIMIZERS", "TFSGD", "TFAdam", "TFAdamW", "TFOptimizer", "build", "clip_by_global_norm"]
+__all__ = ["OPTIMIZERS", "Optimizer", "build"]
 
 
 def clip_by_global_norm(grads: Sequence[tf.Tensor], clip_norm: float | None) -> list[tf.Tensor]:
@@ -50,7 +50,7 @@ def clip_by_global_norm(grads: Sequence[tf.Tensor], clip_norm: float | None) -> 
     return [tf.where(norm < c, g, g / norm * c) for g in grads]
 
 
-class TFOptimizer:
+class Optimizer:
     """State variables under canonical names plus one traced update."""
 
     def __init__(self, spec: OptimizerSpec, weights: Mapping[str, tf.Variable]) -> None:
@@ -89,7 +89,7 @@ def _bias_correction(decay: float, t: tf.Tensor) -> tf.Tensor:
     return tf.cast(1.0 - power, tf.float32)
 
 
-class TFAdam(TFOptimizer):
+class TFAdam(Optimizer):
     """m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
 
     t is opt.step after the increment. This is optax's / PyTorch's form (DESIGN §5).
@@ -122,7 +122,7 @@ class TFAdamW(TFAdam):
         self.decay = float(spec.weight_decay)  # type: ignore[attr-defined]
 
 
-class TFSGD(TFOptimizer):
+class TFSGD(Optimizer):
     """g += weight_decay w; w -= lr g; momentum (PyTorch form): u = momentum u + g, w -= lr u;
     nesterov: u = momentum u + g, w -= lr (g + momentum u)."""
 
@@ -142,13 +142,16 @@ class TFSGD(TFOptimizer):
 
 
 #: optimizer-spec type -> its TensorFlow implementation.
-OPTIMIZERS: dict[type, type[TFOptimizer]] = {Adam: TFAdam, AdamW: TFAdamW, SGD: TFSGD}
+OPTIMIZERS: dict[type, type[Optimizer]] = {Adam: TFAdam, AdamW: TFAdamW, SGD: TFSGD}
 
 
-def build(spec: OptimizerSpec, weights: Mapping[str, tf.Variable]) -> TFOptimizer:
-    """The TensorFlow optimizer for `spec`, with zero state beside `weights`."""
+def build(spec: OptimizerSpec, weights: Mapping[str, tf.Variable], device: str | None) -> Optimizer:
+    """The TensorFlow optimizer for `spec`, with zero state beside `weights` (on `device` if given)."""
     try:
         cls = OPTIMIZERS[type(spec)]
     except KeyError:
         raise NotImplementedError(f"{type(spec).__name__} is not implemented by the tf backend") from None
-    return cls(spec, weights)
+    if device is None:
+        return cls(spec, weights)
+    with tf.device(device):
+        return cls(spec, weights)

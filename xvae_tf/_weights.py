@@ -1,8 +1,13 @@
-"""The only place canonical names and arrays meet TensorFlow variables.
+"""The only place canonical names and arrays meet TensorFlow tensors.
 
-TensorFlow's Dense convention is already the canonical one (kernel (in, out), x @ W), so the
-translation is a name lookup plus an exact float32 copy: `tf.Variable.assign(ndarray)` on
-the way in and `Variable.numpy()` on the way out, both bit-exact.
+TensorFlow's layouts are already the canonical ones (Dense (in, out), x @ W; conv HWIO;
+conv2d_transpose (kh, kw, out, in)), so the translation is a name lookup plus an exact
+float32 copy: tensors made from NumPy arrays on the way in (`tf.Variable.assign` takes
+them), `Tensor.numpy()` copies on the way out, both bit-exact.
+
+Every backend's `_weights.py` has these names and signatures (tests/unit/test_backend_vocabulary.py);
+here the framework's form of the weights is a list of tensors in `naming.weight_shapes`
+order and of the optimizer state a dict of tensors by canonical name (`opt.step` int64).
 """
 
 from __future__ import annotations
@@ -11,80 +16,61 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before tensorflow is imported
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from xvae._errors import ConfigError
-from xvae.naming import weight_shapes
+from xvae._canonical import check_names
+from xvae._specs import ModelSpec
+from xvae.naming import STEP, optimizer_slots, weight_shapes
 from xvae.optim import STEP_DTYPE, step_count
 
-__all__ = ["assign", "from_canonical", "model_variables", "read", "to_canonical"]
+__all__ = ["check_names", "from_canonical", "opt_state_from_canonical", "opt_state_to_canonical",
+           "to_canonical", "to_numpy", "to_tensor"]
 
 
-def model_variables(model: Any) -> dict[str, tf.Variable]:
-    """Canonical weight name -> variable, in `naming.weight_shapes(spec)` order.
-
-    The names come from the model's placed layers (`naming.towers`), checked against
-    `naming.weight_shapes`; TensorFlow's layouts are the canonical ones (Dense (in, out),
-    conv HWIO, conv2d_transpose (kh, kw, out, in)), so nothing is transposed.
-    """
-    shapes = weight_shapes(model.spec)
-    out = model.variables_by_name()
-    assert list(out) == list(shapes), (list(out), list(shapes))  # a bug here, not a user error
-    for name, var in out.items():
-        assert tuple(var.shape) == shapes[name], (name, var.shape, shapes[name])
-    return out
+def to_tensor(name: str, array: Any, device: str | None) -> tf.Tensor:
+    """One canonical array as a float32 tensor (`opt.step` as int64) on `device` if given."""
+    value = (np.asarray(step_count(array), np.int64) if name == STEP
+             else np.array(array, dtype=np.float32, copy=True))
+    if device is None:
+        return tf.convert_to_tensor(value)
+    with tf.device(device):
+        return tf.convert_to_tensor(value)
 
 
-def assign(variables: Mapping[str, tf.Variable], arrays: Mapping[str, Any], what: str) -> None:
-    """Copy canonical arrays into the variables of the same names (exactly; float32).
-
-    Raises:
-        ConfigError: a name is missing or unexpected, or a shape differs.
-    """
-    missing = [k for k in variables if k not in arrays]
-    unexpected = [k for k in arrays if k not in variables]
-    if missing or unexpected:
-        raise ConfigError(
-            f"The {what} do not match the model: {len(missing)} missing (e.g. {missing[:3]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}). Pass the canonical names of "
-            "xvae.naming.weight_shapes(spec) (optimizer state: optimizer.init_state(weights))."
-        )
-    checked = {}
-    for name, var in variables.items():
-        if var.dtype == tf.int64:  # the step counter: a whole number (legacy float32 too)
-            checked[name] = np.asarray(step_count(arrays[name]), np.int64)
-            continue
-        value = np.asarray(arrays[name], dtype=np.float32)
-        if value.shape != tuple(var.shape):
-            raise ConfigError(
-                f"{what} {name!r} must have shape {tuple(var.shape)}. Received: {value.shape}"
-            )
-        checked[name] = value
-    for name, var in variables.items():  # only after every check passed: no half-set state
-        var.assign(checked[name])
+def to_numpy(name: str, tensor: tf.Tensor | tf.Variable) -> NDArray[Any]:
+    """One tensor or variable as a canonical float32 C-contiguous host copy (`opt.step` int64)."""
+    dtype = STEP_DTYPE if name == STEP else np.float32
+    return np.array(tensor.numpy(), dtype=dtype, order="C", copy=True)
 
 
-def read(variables: Mapping[str, tf.Variable]) -> dict[str, NDArray[np.float32]]:
-    """Host float32 C-contiguous copies of the variables (the step counter: int64), by canonical name."""
-    return {name: np.array(var.numpy(), dtype=STEP_DTYPE if var.dtype == tf.int64 else np.float32,
-                           order="C", copy=True)
-            for name, var in variables.items()}
+def from_canonical(spec: ModelSpec, arrays: Mapping[str, Any], device: str | None,
+                   what: str = "weights") -> list[tf.Tensor]:
+    """Canonical arrays (weights or gradients), checked -> tensors in `weight_shapes(spec)` order."""
+    shapes = weight_shapes(spec)
+    check_names(shapes, arrays, what)
+    return [to_tensor(name, arrays[name], device) for name in shapes]
 
 
-def to_canonical(names: list[str], tensors: list[tf.Tensor]) -> dict[str, NDArray[np.float32]]:
-    """Tensors listed in `names` order (e.g. gradients) -> canonical host arrays."""
-    return {name: np.array(t.numpy(), dtype=np.float32, order="C", copy=True)
-            for name, t in zip(names, tensors)}
+def to_canonical(spec: ModelSpec, values: Sequence[tf.Tensor | tf.Variable]) -> dict[str, NDArray[np.float32]]:
+    """Tensors or variables in `weight_shapes(spec)` order (weights, gradients) -> canonical host copies."""
+    return {name: to_numpy(name, t) for name, t in zip(weight_shapes(spec), values, strict=True)}
 
 
-def from_canonical(names: list[str], arrays: Mapping[str, Any], what: str) -> list[tf.Tensor]:
-    """Canonical arrays (e.g. given gradients) -> float32 tensors in `names` order."""
-    missing = [k for k in names if k not in arrays]
-    if missing:
-        raise ConfigError(f"The {what} lack {missing[:5]}. Expected names: {names[:5]}...")
-    return [tf.convert_to_tensor(np.asarray(arrays[k], np.float32)) for k in names]
+def opt_state_from_canonical(spec: ModelSpec, slots: tuple[str, ...], state: Mapping[str, Any],
+                             device: str | None) -> dict[str, tf.Tensor]:
+    """Canonical optimizer state, checked -> tensors by canonical name (what `Optimizer.state()`'s
+    variables are assigned)."""
+    shapes = optimizer_slots(spec, slots)
+    check_names(shapes, state, "optimizer state")
+    return {name: to_tensor(name, state[name], device) for name in shapes}
+
+
+def opt_state_to_canonical(spec: ModelSpec, state: Mapping[str, tf.Tensor | tf.Variable]) -> dict[str, NDArray[Any]]:
+    """The optimizer's state variables by canonical name -> canonical host copies (`opt.step` int64)."""
+    del spec  # the names are the state's own
+    return {name: to_numpy(name, t) for name, t in state.items()}

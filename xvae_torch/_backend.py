@@ -38,8 +38,8 @@ from xvae.backend import (
     check_batch,
 )
 from xvae.losses import ELBO_SPECS, LossSpec
-from xvae.naming import STEP, optimizer_slots, weight_shapes
-from xvae.optim import OptimizerSpec, step_count
+from xvae.naming import weight_shapes
+from xvae.optim import OptimizerSpec
 from xvae_torch import _layers, _losses, _optim, _weights
 
 __all__ = ["TorchBackend", "TorchProgram", "select_device", "tf32", "use_torch_compile"]
@@ -168,11 +168,6 @@ def _tensor(value: Any, dtype: np.dtype[Any], device: torch.device) -> torch.Ten
 _F32 = np.dtype(np.float32)
 
 
-def _y_dtype(y: Any) -> np.dtype[Any]:
-    # 0/1 labels (BCE) stay float32; class ids (CE) stay integers (int64 in the loss).
-    return np.dtype(np.int64) if np.issubdtype(np.asarray(y).dtype, np.integer) else _F32
-
-
 class TorchProgram(Program):
     """One model on one torch device; eager steps, torch.optim updates, no per-step sync."""
 
@@ -186,8 +181,9 @@ class TorchProgram(Program):
         self.kind = "vae" if isinstance(spec, VAESpec) else "classifier"
         self.allow_tf32 = options.precision == "fast"
         self.model = _layers.build(spec, device)
-        self.params = _weights.model_parameters(self.model)
-        self.shapes = weight_shapes(spec)
+        self.params = self.model.variables_by_name()
+        assert list(self.params) == list(weight_shapes(spec)), list(self.params)  # a bug, not a user error
+        self._label_dtype = _losses.LABEL_DTYPES.get(type(loss))
         self._loss = _losses.loss_fn(loss)
         self.compiled = compiled
         self._train_loss: Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -195,7 +191,7 @@ class TorchProgram(Program):
             self._train_loss = torch.compile(self._loss_of, dynamic=False)
         else:
             self._train_loss = self._loss_of
-        self.opt = _optim.TorchOptimizer(optimizer, self.params, device) if optimizer is not None else None
+        self.opt = _optim.build(optimizer, self.params, device) if optimizer is not None else None
         self._repeats = RepeatCache(lambda a: _tensor(a, _F32, device))
 
     def _loss_of(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -203,23 +199,23 @@ class TorchProgram(Program):
 
     # -- state -------------------------------------------------------------------------
     def set_state(self, weights: Weights, opt_state: OptState | None = None) -> None:
-        _weights.check_names(self.shapes, weights, "weights")
+        values = _weights.from_canonical(self.spec, weights, self.device)
+        state = None
         if self.opt is not None and opt_state is not None:
-            _weights.check_names(optimizer_slots(self.spec, self.opt.spec.slots), opt_state,
-                                 "optimizer state")
-        _weights.copy_in(self.params, weights)
+            state = _weights.opt_state_from_canonical(self.spec, self.opt.spec.slots, opt_state, self.device)
+        with torch.no_grad():  # in place, after every check: an optimizer holding the parameters keeps them
+            for param, value in zip(self.params.values(), values):
+                param.copy_(value)
         if self.opt is None:
             return
-        if opt_state is None:
+        if state is None:
             self.opt.reset()
         else:
-            self.opt.load({name: (torch.tensor(step_count(value), dtype=torch.int64, device=self.device)
-                                  if name == STEP else _weights.to_torch(name, value, self.device))
-                           for name, value in opt_state.items()})
+            self.opt.load(state)
 
     def get_state(self) -> tuple[Weights, OptState]:
-        w = _weights.read(self.params)
-        return w, (_weights.read(self.opt.state()) if self.opt is not None else {})
+        w = _weights.to_canonical(self.spec, list(self.params.values()))
+        return w, (_weights.opt_state_to_canonical(self.spec, self.opt.state()) if self.opt is not None else {})
 
     # -- inference ---------------------------------------------------------------------
     def run(self, fn: str, **inputs: NDArray[Any]) -> dict[str, NDArray[np.float32]]:
@@ -253,15 +249,15 @@ class TorchProgram(Program):
             if name in RepeatCache.KEYS:  # the same mask and beta every step: converted once
                 out[name] = self._repeats.get(name, np.asarray(value, _F32))
             else:
-                out[name] = _tensor(value, _y_dtype(value) if name == "y" else _F32, self.device)
+                out[name] = _tensor(value, self._label_dtype if name == "y" else _F32, self.device)
         return out
 
-    def _require_optimizer(self) -> _optim.TorchOptimizer:
+    def _require_optimizer(self) -> _optim.Optimizer:
         if self.opt is None:
             raise ConfigError(_NO_OPTIMIZER)
         return self.opt
 
-    def _step(self, opt: _optim.TorchOptimizer, batch: Mapping[str, torch.Tensor], lr: float
+    def _step(self, opt: _optim.Optimizer, batch: Mapping[str, torch.Tensor], lr: float
               ) -> dict[str, torch.Tensor]:
         opt.zero_grad()
         loss, metrics = self._train_loss(batch)
@@ -298,12 +294,12 @@ class TorchProgram(Program):
 
     def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         opt = self._require_optimizer()
-        _weights.check_names(self.shapes, grads, "gradients")
+        tensors = _weights.from_canonical(self.spec, grads, self.device, what="gradients")
         if lr is None:
             lr = opt.spec.lr_at(int(opt.count))
         opt.zero_grad()
-        for name, p in self.params.items():
-            p.grad = _weights.to_torch(name, grads[name], self.device)
+        for p, g in zip(self.params.values(), tensors):
+            p.grad = g
         with tf32(self.allow_tf32):
             opt.step(float(np.float32(lr)))
         opt.zero_grad()
@@ -322,7 +318,7 @@ class TorchProgram(Program):
             # autograd.grad leaves .grad and the optimizer untouched
             grads = torch.autograd.grad(loss, [self.params[n] for n in names])
         host = {name: float(m.detach().cpu()) for name, m in metrics.items()}
-        return host, {name: _weights.to_numpy(name, g) for name, g in zip(names, grads)}
+        return host, _weights.to_canonical(self.spec, grads)
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {name: (m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m))

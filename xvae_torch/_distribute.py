@@ -155,7 +155,7 @@ class DataParallelProgram(_backend.TorchProgram):
         out[WEIGHT] = torch.from_numpy(np.ascontiguousarray(weight)).to(self.device)
         return out
 
-    def _step(self, opt: _optim.TorchOptimizer, batch: Mapping[str, torch.Tensor], lr: float
+    def _step(self, opt: _optim.Optimizer, batch: Mapping[str, torch.Tensor], lr: float
               ) -> dict[str, torch.Tensor]:
         weight = batch[WEIGHT]
         try:

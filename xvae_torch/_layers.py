@@ -31,7 +31,7 @@ from xvae.layers import Placed
 from xvae.layers.conv import conv_padding, transpose_padding
 from xvae.naming import LOG_SIGMA, towers
 
-__all__ = ["ACTIVATIONS", "LAYERS", "Tower", "Classifier", "VAE", "build"]
+__all__ = ["ACTIVATIONS", "LAYERS", "VAE", "Classifier", "build"]
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -224,6 +224,17 @@ class _Model(nn.Module):
         self.by_name = {layer.placed.name: layer for tower in towers_ for layer in tower.layers
                         if layer.placed.param_shapes()}
 
+    def variables_by_name(self) -> dict[str, nn.Parameter]:
+        """Canonical weight name -> parameter (torch layout), in `naming.weight_shapes` order
+        (tf's `Model.variables_by_name`; `_weights` transposes the kernels)."""
+        out: dict[str, nn.Parameter] = {}
+        for name, layer in self.by_name.items():
+            for param in layer.placed.param_shapes():
+                out[f"{name}.{param}"] = getattr(layer, "weight" if param in ("kernel", "scale") else param)
+        if getattr(self, "log_sigma", None) is not None:
+            out[LOG_SIGMA] = self.log_sigma  # type: ignore[assignment]
+        return out
+
 
 class VAE(_Model):
     """h = encoder(x); mean, logvar = heads(h); outputs = decoder(z)."""
@@ -270,13 +281,8 @@ _MODELS: dict[type, Callable[[Any, torch.device], _Model]] = {
     ClassifierSpec: Classifier,
 }
 
-#: The parameter names of canonical weights, per torch module attribute.
-CANONICAL = {"weight": "kernel", "bias": "bias"}
-__all__ += ["CANONICAL", "LOG_SIGMA"]
-
-
-def build(spec: ModelSpec, device: torch.device) -> _Model:
-    """The torch module of `spec` on `device`, with zero weights (set_state fills them)."""
+def build(spec: ModelSpec, device: torch.device | None = None) -> _Model:
+    """The torch module of `spec` on `device` (the CPU if None), with zero weights (set_state fills them)."""
     if type(spec) not in _MODELS:
         raise NotImplementedError(f"{type(spec).__name__} is not implemented by the torch backend")
-    return _MODELS[type(spec)](spec, device)
+    return _MODELS[type(spec)](spec, torch.device("cpu") if device is None else device)

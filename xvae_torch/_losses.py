@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,7 +33,8 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LOSSES", "NLL", "loss_fn", "log_weights", "masked_means", "continuous_bernoulli_log_norm"]
+__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "log_weights", "loss_fn",
+           "masked_means"]
 
 Tensors = Mapping[str, torch.Tensor]
 LossFn = Callable[[Any, Tensors], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -130,6 +132,10 @@ LOSSES: dict[type[LossSpec], LossFn] = {
     BinaryCrossEntropy: _binary,
     CategoricalCrossEntropy: _categorical,
 }
+
+
+#: classifier loss-spec type -> dtype of the batch's "y" (0/1 labels; class ids, int64 as F.cross_entropy wants).
+LABEL_DTYPES: dict[type, type] = {BinaryCrossEntropy: np.float32, CategoricalCrossEntropy: np.int64}
 
 
 #: VAE loss-spec type -> per-value negative log-likelihood (model, decoder outputs, x).

@@ -44,7 +44,7 @@ from torch.optim.optimizer import Optimizer
 from xvae.naming import STEP, slot_name
 from xvae.optim import SGD, Adam, AdamW, OptimizerSpec
 
-__all__ = ["OPTIMIZERS", "SLOTS", "TorchOptimizer", "clip_by_global_norm_"]
+__all__ = ["OPTIMIZERS", "Optimizer", "build"]
 
 #: canonical slot -> key in torch's per-parameter state
 SLOTS = {"m": "exp_avg", "v": "exp_avg_sq", "u": "momentum_buffer"}
@@ -56,7 +56,7 @@ def _fused_ok(device: torch.device) -> bool:
     return device.type in _get_fused_kernels_supported_devices()
 
 
-# Every optimizer is built with lr=0.0: `TorchOptimizer.step(lr)` sets the step's rate.
+# Every optimizer is built with lr=0.0: `Optimizer.step(lr)` sets the step's rate.
 def _adam(spec: Adam, params: list[torch.nn.Parameter], fused: bool) -> Optimizer:
     return torch.optim.Adam(params, lr=0.0, betas=(spec.b1, spec.b2), eps=spec.eps,
                             weight_decay=0.0, amsgrad=False, maximize=False,
@@ -92,7 +92,7 @@ def clip_by_global_norm_(grads: list[torch.Tensor], clip_norm: float) -> None:
     torch._foreach_mul_(grads, torch.where(clip, torch.full_like(norm, clip_norm), one))
 
 
-class TorchOptimizer:
+class Optimizer:
     """A torch.optim optimizer over named parameters, with DESIGN §4's state names.
 
     `state()` and `load()` speak canonical names with tensors in torch's layout (kernels
@@ -163,3 +163,10 @@ class TorchOptimizer:
 
     def zero_grad(self) -> None:
         self.torch.zero_grad(set_to_none=True)
+
+
+def build(spec: OptimizerSpec, weights: Mapping[str, torch.nn.Parameter], device: torch.device) -> Optimizer:
+    """The torch optimizer for `spec` over `weights` (canonical name -> parameter), with zero state."""
+    if type(spec) not in OPTIMIZERS:
+        raise NotImplementedError(f"{type(spec).__name__} is not implemented by the torch backend")
+    return Optimizer(spec, weights, device)

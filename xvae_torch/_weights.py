@@ -6,33 +6,29 @@ Every array whose canonical name ends in ".kernel" (weights, gradients and optim
 alike, e.g. `opt.m.decoder.output.kernel`) is transposed here and nowhere else (the last
 two axes, reversed, go first), as a contiguous copy both ways. Both are exact float32 copies, so round trips are bit-exact
 (transformers' ``weight`` -> ``kernel`` ``.T`` rule).
+
+Every backend's `_weights.py` has these names and signatures (tests/unit/test_backend_vocabulary.py);
+here the framework's form of the weights is a list of tensors (torch layout) in
+`naming.weight_shapes` order and of the optimizer state a dict of tensors by canonical
+name (`opt.step` int64), what `Optimizer.load` takes and `Optimizer.state` gives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from xvae._errors import ConfigError
-from xvae.naming import LOG_SIGMA
+from xvae._canonical import check_names
+from xvae._specs import ModelSpec
+from xvae.naming import STEP, optimizer_slots, weight_shapes
+from xvae.optim import STEP_DTYPE, step_count
 
-__all__ = ["check_names", "copy_in", "model_parameters", "read", "to_numpy", "to_torch"]
-
-
-def model_parameters(model: Any) -> dict[str, torch.nn.Parameter]:
-    """Canonical weight name -> parameter (torch layout), in `naming.weight_shapes` order."""
-    out: dict[str, torch.nn.Parameter] = {}
-    for name, layer in model.by_name.items():
-        for param in layer.placed.param_shapes():
-            attr = "weight" if param in ("kernel", "scale") else param
-            out[f"{name}.{param}"] = getattr(layer, attr)
-    if getattr(model, "log_sigma", None) is not None:
-        out[LOG_SIGMA] = model.log_sigma
-    return out
+__all__ = ["check_names", "from_canonical", "opt_state_from_canonical", "opt_state_to_canonical",
+           "to_canonical", "to_numpy", "to_tensor"]
 
 
 def _is_kernel(name: str) -> bool:
@@ -46,8 +42,11 @@ def _to_torch_axes(ndim: int) -> tuple[int, ...]:
     return (ndim - 1, ndim - 2, *range(ndim - 2))
 
 
-def to_torch(name: str, array: Any, device: torch.device) -> torch.Tensor:
-    """A canonical float32 array as a tensor in torch's layout, on `device` (a fresh copy)."""
+def to_tensor(name: str, array: Any, device: torch.device) -> torch.Tensor:
+    """One canonical array as a tensor in torch's layout on `device` (a fresh copy;
+    `opt.step` as an int64 0-d tensor)."""
+    if name == STEP:
+        return torch.tensor(step_count(array), dtype=torch.int64, device=device)
     value = np.asarray(array, dtype=np.float32)
     if _is_kernel(name):  # transposed here only
         value = np.ascontiguousarray(value.transpose(_to_torch_axes(value.ndim)))
@@ -61,38 +60,35 @@ def to_numpy(name: str, tensor: torch.Tensor) -> NDArray[Any]:
     tensor, the step counter, as int64)."""
     value = tensor.detach().cpu().numpy()
     if not tensor.is_floating_point():
-        return np.array(value, dtype=np.int64, order="C", copy=True)
+        return np.array(value, dtype=STEP_DTYPE, order="C", copy=True)
     if _is_kernel(name):
         return np.ascontiguousarray(value.transpose(np.argsort(_to_torch_axes(value.ndim))))
     return np.array(value, dtype=np.float32, order="C", copy=True)
 
 
-def check_names(expected: Mapping[str, tuple[int, ...]], arrays: Mapping[str, Any], what: str) -> None:
-    """Raise ConfigError unless `arrays` has exactly the expected canonical names and shapes."""
-    missing = [k for k in expected if k not in arrays]
-    unexpected = [k for k in arrays if k not in expected]
-    if missing or unexpected:
-        raise ConfigError(
-            f"The {what} do not match the model: missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}. Expected names: {list(expected)[:5]}..."
-        )
-    for name, shape in expected.items():
-        got = np.shape(arrays[name])
-        if tuple(got) != tuple(shape):
-            raise ConfigError(f"{what} {name!r} must have shape {tuple(shape)}. Received: {tuple(got)}")
+def from_canonical(spec: ModelSpec, arrays: Mapping[str, Any], device: torch.device,
+                   what: str = "weights") -> list[torch.Tensor]:
+    """Canonical arrays (weights or gradients), checked -> tensors (torch layout) in
+    `weight_shapes(spec)` order."""
+    shapes = weight_shapes(spec)
+    check_names(shapes, arrays, what)
+    return [to_tensor(name, arrays[name], device) for name in shapes]
 
 
-def copy_in(targets: Mapping[str, torch.Tensor], arrays: Mapping[str, Any]) -> None:
-    """Copy canonical arrays into existing tensors of the same names (exact; in place).
-
-    In-place copies keep the tensors' identity, so an optimizer holding the parameters
-    keeps working. Names and shapes must have been checked with `check_names`.
-    """
-    with torch.no_grad():
-        for name, target in targets.items():
-            target.copy_(to_torch(name, arrays[name], target.device))
+def to_canonical(spec: ModelSpec, values: Sequence[torch.Tensor]) -> dict[str, NDArray[np.float32]]:
+    """Tensors (torch layout) in `weight_shapes(spec)` order (weights, gradients) -> canonical host copies."""
+    return {name: to_numpy(name, t) for name, t in zip(weight_shapes(spec), values, strict=True)}
 
 
-def read(tensors: Mapping[str, torch.Tensor]) -> dict[str, NDArray[np.float32]]:
-    """Canonical host copies of tensors in torch's layout, by canonical name."""
-    return {name: to_numpy(name, t) for name, t in tensors.items()}
+def opt_state_from_canonical(spec: ModelSpec, slots: tuple[str, ...], state: Mapping[str, Any],
+                             device: torch.device) -> dict[str, torch.Tensor]:
+    """Canonical optimizer state, checked -> tensors (torch layout) by canonical name."""
+    shapes = optimizer_slots(spec, slots)
+    check_names(shapes, state, "optimizer state")
+    return {name: to_tensor(name, state[name], device) for name in shapes}
+
+
+def opt_state_to_canonical(spec: ModelSpec, state: Mapping[str, torch.Tensor]) -> dict[str, NDArray[Any]]:
+    """The optimizer's state tensors (torch layout) by canonical name -> canonical host copies."""
+    del spec  # the names are the state's own
+    return {name: to_numpy(name, t) for name, t in state.items()}

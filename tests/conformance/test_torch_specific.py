@@ -23,7 +23,7 @@ from xvae.naming import STEP, optimizer_slots, slot_name, weight_shapes
 if reason := xvae.backends.why_unavailable("torch"):
     pytest.skip(reason, allow_module_level=True)
 
-from xvae_torch import _backend, _optim, _weights
+from xvae_torch import _backend, _optim
 
 
 def test_kernels_are_transposed_at_the_edge_only():
@@ -31,7 +31,7 @@ def test_kernels_are_transposed_at_the_edge_only():
     spec = SPECS["vae-h1-z20"]
     w = weights(spec, seed=3)
     prog = program("torch", spec, xvae.optim.Adam(1e-3), w=w)
-    params = _weights.model_parameters(prog.model)
+    params = prog.model.variables_by_name()
     assert list(params) == list(weight_shapes(spec))
     for name, p in params.items():
         if name.endswith(".kernel"):
