@@ -42,6 +42,23 @@ class WorkerLostError(XVAEError, RuntimeError):
     """A process of a multi-process data-parallel run died or stopped answering: the step's
     collective failed (at the latest after the process group's timeout) instead of hanging."""
 
+    @classmethod
+    def from_collective(cls, err: BaseException, where: str, wait: str, detail: str | None = None
+                        ) -> "WorkerLostError":
+        """The error to raise (``from err``) when a backend's collective failed for lack of a peer.
+
+        Args:
+            err: the framework's own error (gloo, gRPC, coordination service).
+            where: this process, as its framework numbers it ("rank 0 of 2").
+            wait: the setting that bounds how long a silent peer is waited for.
+            detail: the telling part of `err`'s message (default: its start).
+        """
+        said = " ".join((detail or str(err)).split())[:300]
+        return cls(f"Data-parallel training lost a peer: {where} could not exchange gradients "
+                   f"({type(err).__name__}: {said}). Another process died or hung; "
+                   "the last checkpoint is whole: resume from it with fit(..., resume=True) after "
+                   f"xvae.load. ({wait})")
+
 
 def normalize(devices: Any) -> Devices:
     """`devices` in canonical form: None (one device), an int >= 2, "all", or a tuple of names.

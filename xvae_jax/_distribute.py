@@ -10,6 +10,15 @@ evenly are padded with masked rows by `xvae.distribute.pad_rows`.
 
 Multi-host: call `jax.distributed.initialize()` in every process before building the model;
 ``devices="all"`` then spans every host's devices (`jax.devices()` is global).
+
+Faults (several processes): a peer that dies closes its gloo/NCCL connections, the next
+collective fails, and `fit` raises `xvae.distribute.WorkerLostError` from JAX's error. A
+peer that hangs is found by JAX's coordination service when its heartbeats stop
+(``jax.distributed.initialize(heartbeat_timeout_seconds=...)``, 100 s by default): the
+service then ends every other process itself (a fatal log line "Terminating process
+because the JAX distributed service detected fatal errors", exit status 134), which no
+Python code can catch; ``shutdown_timeout_seconds`` bounds how long an exiting process
+waits for the others. Checkpoints are written atomically, so the last one is whole either way.
 """
 
 from __future__ import annotations
@@ -33,6 +42,23 @@ __all__ = ["DataParallelProgram", "mesh_devices"]
 
 #: The mesh axis the batch is split on.
 AXIS = "data"
+
+#: Words of the errors JAX's collectives raise when a peer process is gone (gloo, NCCL, gRPC).
+_PEER_SIGNS = ("gloo", "nccl", "connection", "peer", "heartbeat", "unavailable", "deadline")
+
+
+@contextlib.contextmanager
+def _peers() -> Iterator[None]:
+    """Turns a collective's failure for lack of a peer process into `WorkerLostError`."""
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as err:
+        if jax.process_count() == 1 or not any(w in str(err).lower() for w in _PEER_SIGNS):
+            raise  # one process: no peer to lose; or a failure of the computation itself
+        raise distribute.WorkerLostError.from_collective(
+            err, f"process {jax.process_index()} of {jax.process_count()}",
+            "jax.distributed.initialize(heartbeat_timeout_seconds=...) sets how long a silent peer is "
+            "waited for.") from err
 
 
 def mesh_devices(devices: distribute.Devices) -> list[jax.Device]:
@@ -98,10 +124,20 @@ class DataParallelProgram(_backend.JaxProgram):
         with self._local():
             return super().run(fn, **inputs)
 
+    def train_step(self, batch: Batch) -> Any:
+        with _peers():
+            return super().train_step(batch)
+
+    def train_steps(self, batches: Batch) -> Any:
+        with _peers():
+            return super().train_steps(batches)
+
     def to_numpy(self, metrics: Any) -> dict[str, Any]:
-        # Metrics are replicated: every process reads its own copy (multi-host safe).
-        return super().to_numpy({k: v.addressable_data(0) if isinstance(v, jax.Array) else v
-                                 for k, v in dict(metrics).items()})
+        # Metrics are replicated: every process reads its own copy (multi-host safe). The
+        # step runs asynchronously: a lost peer usually shows here, when they are read.
+        with _peers():
+            return super().to_numpy({k: v.addressable_data(0) if isinstance(v, jax.Array) else v
+                                    for k, v in dict(metrics).items()})
 
     def apply_gradients(self, grads: Weights, lr: float | None = None) -> None:
         steps = self._trainable()

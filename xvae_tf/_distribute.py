@@ -15,6 +15,14 @@ whole batch on the first device.
 Several hosts: with TF_CONFIG set, `MultiWorkerMirroredStrategy` over every worker's
 devices, the same code; it is created when the backend is imported (TensorFlow sets up
 collectives only before its first operation), and worker 0 writes checkpoints.
+
+Faults (several workers): a worker that dies or hangs is found by TensorFlow's coordination
+service (its heartbeats stop; ~10 s, TensorFlow's default) or by the closed connection;
+the other workers' collective is aborted with `tf.errors.UnavailableError` and `fit`
+raises `xvae.distribute.WorkerLostError` from it. ``XVAE_DIST_TIMEOUT`` (seconds), when
+set, also bounds each collective
+(``tf.distribute.experimental.CommunicationOptions(timeout_seconds=...)``:
+`tf.errors.DeadlineExceededError`, wrapped the same way).
 """
 
 from __future__ import annotations
@@ -37,6 +45,11 @@ __all__ = ["DataParallelProgram", "strategy_devices"]
 
 #: The global batch's number of real rows, sent to every replica (never sent by the core).
 TOTAL = "_dp_total"
+#: Seconds a multi-worker collective may wait for a peer (unset: TensorFlow's heartbeats decide).
+TIMEOUT_ENV = "XVAE_DIST_TIMEOUT"
+#: What a collective raises when a worker is gone or silent.
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                tf.errors.CancelledError)
 
 
 _MULTI_WORKER: tf.distribute.MultiWorkerMirroredStrategy | None = None
@@ -50,7 +63,10 @@ def start_multi_worker() -> tf.distribute.MultiWorkerMirroredStrategy:
     """
     global _MULTI_WORKER
     if _MULTI_WORKER is None:
-        _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
+        timeout = os.environ.get(TIMEOUT_ENV)
+        options = tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=float(timeout) if timeout else None)
+        _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     return _MULTI_WORKER
 
 
@@ -136,7 +152,17 @@ class DataParallelProgram(_backend.TFProgram):
     def train_step(self, batch: Batch) -> Metrics:
         self._need_optimizer()
         shards, lr = self._shards(batch)
-        return self._dp_train(shards, lr)
+        if self.strategy is not _MULTI_WORKER:
+            return self._dp_train(shards, lr)
+        try:
+            return self._dp_train(shards, lr)
+        except _PEER_ERRORS as err:
+            task = self.strategy.cluster_resolver.task_id
+            why = next((line for line in err.message.splitlines() if "aborted by" in line), None)
+            raise distribute.WorkerLostError.from_collective(
+                err, f"worker {task} of {self.strategy.cluster_resolver.cluster_spec().num_tasks('worker')}",
+                f"TensorFlow's coordination service declares a silent worker lost after ~10 s; {TIMEOUT_ENV} "
+                "also bounds each collective.", detail=why) from err
 
     def train_steps(self, batches: Batch) -> Metrics:
         k = int(np.shape(batches["x"])[0])

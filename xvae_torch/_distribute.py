@@ -169,9 +169,7 @@ class DataParallelProgram(_backend.TorchProgram):
         except RuntimeError as err:
             if not _lost_peer(err):  # a bug of ours or the model's: not a worker's death
                 raise
-            raise distribute.WorkerLostError(
-                f"Data-parallel training lost a peer: rank {self.rank} of {self.world} could not "
-                f"exchange gradients ({type(err).__name__}: {str(err)[:300]}). Another process "
-                "died or hung; the last checkpoint is whole: resume from it with fit(..., resume=True) "
-                f"after xvae.load. ({TIMEOUT_ENV} sets how long a peer is waited for.)") from err
+            raise distribute.WorkerLostError.from_collective(
+                err, f"rank {self.rank} of {self.world}", f"{TIMEOUT_ENV} sets how long a peer is waited for."
+            ) from err
         return dict(zip(names, shares))

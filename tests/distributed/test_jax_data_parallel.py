@@ -91,3 +91,29 @@ def test_two_processes_through_jax_distributed_give_the_one_device_trajectory(tm
     assert len(list((tmp_path / "ckpt").iterdir())) == 20  # one writer: every epoch, once, whole
     model = xvae.load(tmp_path / "ckpt" / "epoch-0020.xvae", backend="jax")
     assert model.step == 20
+
+
+@pytest.mark.parametrize("how", ["killed", "hung"])
+def test_a_killed_or_hung_process_stops_the_other_within_the_heartbeat_timeout(how, tmp_path):
+    """Two jax.distributed processes, heartbeat_timeout_seconds=10 (jax_multiprocess.py).
+    killed: the gloo all-reduce fails on the closed connection -> WorkerLostError; the
+    process then ends when JAX's coordination service finds the peer gone. hung: nothing
+    fails in Python; the coordination service ends the survivor after the heartbeat
+    timeout (JAX's own fatal error: jax.distributed.initialize takes no other handler)."""
+    need("jax")
+    from dp import HERE, MID_EPOCH, assert_resumes, free_port, stop_a_worker_mid_epoch
+
+    ckpt, port = tmp_path / "ckpt", free_port()
+    args = [sys.executable, str(HERE / "jax_multiprocess.py"), "--backend", "jax", "--devices", "2",
+            "--out", str(tmp_path / "x.npz"), "--checkpoint-dir", str(ckpt), *MID_EPOCH]
+    processes = [(args, dict(XVAE_TEST_COORDINATOR=f"127.0.0.1:{port}", XVAE_TEST_PROCESSES="2",
+                             XVAE_TEST_PROCESS_ID=str(i), XVAE_TEST_HEARTBEAT="10")) for i in (0, 1)]
+    code, err, stopped = stop_a_worker_mid_epoch(processes, ckpt, how, bound=60)  # 10 s heartbeats + exit
+    said = next((line for line in err.splitlines() if "WorkerLostError:" in line or "Terminating process" in line), "")
+    print(f"jax: process 0 stopped {stopped:.1f} s after process 1 was {how}; exit {code}: {said[:600]}")
+    assert code != 0
+    if how == "killed":
+        assert "WorkerLostError" in err and "lost a peer: process 0 of 2" in err, err[-3000:]
+    else:
+        assert "JAX distributed service detected fatal errors" in err and "heartbeat" in err, err[-3000:]
+    assert_resumes(ckpt, "jax", tmp_path)

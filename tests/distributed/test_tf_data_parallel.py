@@ -71,3 +71,27 @@ def test_two_workers_through_tf_config_give_the_one_device_trajectory(tmp_path):
         assert p.returncode == 0, err[-4000:]
     assert_same_numbers(one, two)
     assert len(list((tmp_path / "ckpt").iterdir())) == 20  # worker 0 alone writes
+
+
+@pytest.mark.parametrize("how", ["killed", "hung"])
+def test_a_killed_or_hung_worker_stops_the_other_with_a_clear_error_and_the_checkpoint_resumes(how, tmp_path):
+    """Two TF_CONFIG workers. killed: the connection is refused; hung: TensorFlow's
+    coordination service misses the worker's heartbeats (~10 s, its default). Either way the
+    survivor's collective is aborted (UnavailableError) -> WorkerLostError."""
+    need("tf")
+    import json
+
+    from dp import MID_EPOCH, assert_resumes, free_port, stop_a_worker_mid_epoch
+
+    ckpt = tmp_path / "ckpt"
+    cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
+    args = trajectory(["--backend", "tf", "--devices", "all", "--out", str(tmp_path / "x.npz"),
+                       "--checkpoint-dir", str(ckpt), *MID_EPOCH])
+    workers = [(args, dict(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})))
+               for i in (0, 1)]
+    code, err, stopped = stop_a_worker_mid_epoch(workers, ckpt, how, bound=60)  # ~10 s heartbeats + exit
+    said = next((line for line in err.splitlines() if "WorkerLostError:" in line), "")
+    print(f"tf: worker 0 stopped {stopped:.1f} s after worker 1 was {how}; exit {code}: {said[:600]}")
+    assert code != 0
+    assert "WorkerLostError" in err and "lost a peer: worker 0 of 2" in err, err[-3000:]
+    assert_resumes(ckpt, "tf", tmp_path)

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import xvae
-from dp import SCRIPT, assert_same_numbers, env, need, run, trajectory
+from dp import (MID_EPOCH, SCRIPT, assert_resumes, assert_same_numbers, free_port, need, run,
+                stop_a_worker_mid_epoch, trajectory)
 
 pytestmark = pytest.mark.slow
-MID_EPOCH = ["--batch-size", "7"]  # 21 rows: 3 steps per epoch
 
 
 def torchrun(*args: str) -> list[str]:
@@ -54,54 +50,22 @@ def test_devices_without_torchrun_or_not_matching_it_is_a_config_error(tmp_path)
     assert "devices=3 asks for more devices than the torch backend has: 2 available (rank 0, rank 1)" in done.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("how", ["killed", "hung"])
 def test_a_killed_or_hung_worker_stops_the_other_with_a_clear_error_and_the_checkpoint_resumes(how, tmp_path):
     """killed: SIGKILL (the connection closes); hung: SIGSTOP (nothing closes: only the
-    process group's timeout, XVAE_DIST_TIMEOUT=10 s here, ends the wait)."""
+    process group's timeout, XVAE_DIST_TIMEOUT=10 s here, ends the wait). The ranks are
+    started by hand with torchrun's variables, as a second host's launcher would."""
     need("torch")
-    ckpt = tmp_path / "ckpt"
-    port = str(_free_port())
-    procs = []
-    for rank in (0, 1):
-        e = env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
-                MASTER_ADDR="127.0.0.1", MASTER_PORT=port, XVAE_DIST_TIMEOUT="10", OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen(
-            trajectory(["--backend", "torch", "--devices", "2", "--out", str(tmp_path / "x.npz"),
-                        "--checkpoint-dir", str(ckpt), "--sleep-per-step", "0.5", *MID_EPOCH]),
-            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        deadline = time.monotonic() + 180
-        while not (ckpt / "epoch-0003.xvae").exists():
-            assert time.monotonic() < deadline and procs[0].poll() is None, "no checkpoint appeared"
-            time.sleep(0.1)
-        time.sleep(0.6)  # 3 steps of >= 0.5 s per epoch: rank 1 dies inside epoch 4, at its 2nd step
-        procs[1].send_signal(signal.SIGKILL if how == "killed" else signal.SIGSTOP)
-        killed = time.monotonic()
-        _, err = procs[0].communicate(timeout=90)  # bounded: XVAE_DIST_TIMEOUT=10 s, and the shutdown
-        stopped = time.monotonic() - killed
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.kill()
-                p.communicate()
+    ckpt, port = tmp_path / "ckpt", str(free_port())
+    args = trajectory(["--backend", "torch", "--devices", "2", "--out", str(tmp_path / "x.npz"),
+                       "--checkpoint-dir", str(ckpt), *MID_EPOCH])
+    ranks = [(args, dict(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                         MASTER_ADDR="127.0.0.1", MASTER_PORT=port, XVAE_DIST_TIMEOUT="10",
+                         OMP_NUM_THREADS="1")) for rank in (0, 1)]
+    # bounded: killed ~2 s measured; hung: the 10 s timeout, plus the shutdown
+    code, err, stopped = stop_a_worker_mid_epoch(ranks, ckpt, how, bound=45)
     said = next((line for line in err.splitlines() if "WorkerLostError:" in line), "")
-    print(f"torch: rank 0 stopped {stopped:.1f} s after rank 1 was {how}; exit {procs[0].returncode}: {said[:600]}")
-    assert procs[0].returncode != 0
+    print(f"torch: rank 0 stopped {stopped:.1f} s after rank 1 was {how}; exit {code}: {said[:600]}")
+    assert code != 0
     assert "WorkerLostError" in err and "lost a peer: rank 0 of 2" in err, err[-3000:]
-    assert stopped < 45  # killed: ~2 s measured; hung: the 10 s timeout, plus the shutdown
-    last = xvae.checkpoint.latest(ckpt)
-    assert last is not None
-    model = xvae.load(last, backend="torch")  # whole: it loads (hashes checked)
-    done_epochs = model.epoch
-    resumed = tmp_path / "resumed.npz"
-    run(trajectory(["--backend", "torch", "--resume", str(last), "--out", str(resumed), *MID_EPOCH]))
-    one = tmp_path / "one.npz"
-    run(trajectory(["--backend", "torch", "--out", str(one), *MID_EPOCH]))
-    np.testing.assert_allclose(np.load(resumed)["loss"], np.load(one)["loss"][done_epochs:], rtol=1e-5)
+    assert_resumes(ckpt, "torch", tmp_path)
