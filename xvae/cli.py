@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--backends", default=None, help="comma-separated (default: every installed framework)")
     comp.add_argument("--json", default=None, help="write the table as JSON")
     comp.add_argument("--markdown", default=None, help="write the table as Markdown")
+    comp.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
+                      help="each backend's training report: 0 silent (default), 1 a progress bar, 2 one line per epoch")
 
     sample = add("sample", "decode samples from a VAE checkpoint into a PNG grid")
     sample.add_argument("checkpoint", help="a VAE checkpoint, or a folder of them (the latest)")
@@ -356,7 +358,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     test = data if val is None else val
     result = compare(spec, data.x, data.y if args.model == "classifier" else None, x_test=test.x, y_test=test.y,
                      backends=names, epochs=args.epochs, batch_size=args.batch_size, optimizer=_optimizer(args),
-                     seed=args.seed, binarize=_binarize(args.binarize), steps_per_call=args.steps_per_call)
+                     seed=args.seed, binarize=_binarize(args.binarize), steps_per_call=args.steps_per_call,
+                     verbose=args.verbose)
     text = result.to_markdown()
     print(text)
     if args.json:

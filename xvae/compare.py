@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from xvae import backends as _backends
+from xvae._progress import resolve_verbose
 from xvae.callbacks import Callback
 from xvae.models import VAE, Classifier
 
@@ -87,7 +88,8 @@ class Comparison:
 def compare(spec: Any, x: np.ndarray, y: np.ndarray | None = None, *, x_test: np.ndarray | None = None,
             y_test: np.ndarray | None = None, backends: Sequence[str] | None = None, epochs: int = 3,
             batch_size: int = 128, optimizer: Any = None, seed: int = 0, binarize: str | None = None,
-            steps_per_call: int = 1, progress: bool = False) -> Comparison:
+            steps_per_call: int = 1, verbose: int | str | None = None,
+            progress: bool | None = None) -> Comparison:
     """Train `spec` with the same seed and data in each backend; return the side-by-side table.
 
     Args:
@@ -104,7 +106,9 @@ def compare(spec: Any, x: np.ndarray, y: np.ndarray | None = None, *, x_test: np
         seed: the model seed, the same in every backend.
         binarize: None, "static" or "dynamic" (VAE only).
         steps_per_call: optimizer steps per compiled call.
-        progress: show progress bars.
+        verbose: each fit's report, as `VAE.fit`'s: 0 silent (the default here), 1 a progress
+            bar, 2 one line per epoch, "auto".
+        progress: the older spelling of verbose, as in `VAE.fit`: False is 0, True is "auto".
 
     Returns:
         A `Comparison`. steps/s is measured over the epochs after the first (which compiles).
@@ -117,6 +121,7 @@ def compare(spec: Any, x: np.ndarray, y: np.ndarray | None = None, *, x_test: np
         >>> [row["backend"] for row in result.rows]
         ['numpy']
     """
+    level = resolve_verbose(("auto" if progress is not None else 0) if verbose is None else verbose, progress)
     names = list(backends) if backends else [n for n in _backends.available() if n != "numpy"]
     names = [_backends.canonical_name(n) for n in names]
     is_vae = spec.kind == "vae"
@@ -130,13 +135,13 @@ def compare(spec: Any, x: np.ndarray, y: np.ndarray | None = None, *, x_test: np
         if is_vae:
             model: Any = VAE(spec, backend=name, seed=seed)
             hist = model.fit(x, epochs=epochs, batch_size=batch_size, optimizer=optimizer, binarize=binarize,
-                             progress=progress, steps_per_call=steps_per_call, callbacks=[clock])
+                             verbose=level, steps_per_call=steps_per_call, callbacks=[clock])
             xt = x_test if binarize is None else (np.asarray(x_test) > 0.5).astype(np.float32)
             test_metric = model.evaluate(xt, seed=0)["loss"]
         else:
             model = Classifier(spec, backend=name, seed=seed)
             hist = model.fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                             progress=progress, steps_per_call=steps_per_call, callbacks=[clock])
+                             verbose=level, steps_per_call=steps_per_call, callbacks=[clock])
             test_metric = model.evaluate(x_test, y_test)["accuracy"]
         done = len(clock.times) - 1  # epochs trained
         first = 1 if done > 1 else 0  # skip the compiling epoch when there is another

@@ -106,3 +106,16 @@ def test_arguments_after_the_data_are_keyword_only():
         clf.fit(X, np.arange(40) % 2, 3)
     with pytest.raises(TypeError, match="positional"):
         clf.evaluate(X, np.arange(40) % 2, 16)
+
+
+def test_compare_takes_verbose_as_fit_does_and_progress_as_its_older_spelling(capsys):
+    from xvae.compare import compare
+
+    compare(SPEC, X, epochs=2, batch_size=8, backends=["numpy"])  # silent by default
+    assert capsys.readouterr() == ("", "")
+    compare(SPEC, X, epochs=2, batch_size=8, backends=["numpy"], verbose=2)
+    assert [line.split(" - ")[0] for line in capsys.readouterr().out.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+    compare(SPEC, X, epochs=2, batch_size=8, backends=["numpy"], progress=False)
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(xvae.ConfigError, match="contradicts"):
+        compare(SPEC, X, epochs=2, batch_size=8, backends=["numpy"], verbose=0, progress=True)
