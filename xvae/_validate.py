@@ -6,16 +6,18 @@ the fix; nothing here imports a framework.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from xvae import _memory
-from xvae._errors import ConfigError, DataError
+from xvae._errors import ConfigError, DataError, XVAEError
 from xvae._numbers import integer, real
 
-__all__ = ["batch_size", "callbacks", "choice", "features", "flag", "fraction", "labels", "positive_int", "seed"]
+__all__ = ["batch_size", "callbacks", "choice", "features", "flag", "fraction", "labels", "path_text",
+           "positive_int", "seed"]
 
 
 #: What the columns of a named input must match, for the error message.
@@ -210,3 +212,31 @@ def seed(value: Any, name: str = "seed") -> int | None:
     if number is None or number < 0:
         raise ConfigError(f"{name} must be None or an integer >= 0. Received: {name}={value!r:.200}")
     return number
+
+
+def path_text(value: Any, what: str, error: type[XVAEError] = ConfigError, fix: str = "") -> str:
+    """`value`'s text when it can name a file or folder: a str or os.PathLike, not empty, no NUL byte.
+
+    The one check behind every path argument (data folders, history files, checkpoints, the
+    CLI's paths), so a bad path is refused by the caller's error class, not deep inside
+    pathlib or the OS.
+
+    Args:
+        value: what the caller received.
+        what: the argument, as the message names it ("data_dir", "The checkpoint path").
+        error: the caller's error class (DataError, ConfigError, CheckpointError, ...).
+        fix: a sentence telling what to pass instead, appended to the message.
+
+    Raises:
+        error: `value` is not a str or os.PathLike (bytes are decoded), is empty, or holds a NUL byte.
+    """
+    tail = f" {fix}" if fix else ""
+    try:
+        text = os.fsdecode(os.fspath(value))
+    except TypeError:
+        raise error(f"{what} must be a path (str or os.PathLike). Received: {value!r:.200} "
+                    f"({type(value).__name__}).{tail}") from None
+    if not text or "\0" in text:
+        why = "is empty" if not text else "contains a NUL byte"
+        raise error(f"{what} must be a path; {text!r:.200} {why}.{tail}")
+    return text

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from xvae import distribute
+from xvae import _validate, distribute
 from xvae._errors import CheckpointError, SpecError, XVAEError
 from xvae._specs import spec_from_dict
 from xvae.naming import STEP, optimizer_slots, weight_shapes
@@ -79,14 +79,7 @@ def checkpoint_path(path: Any, role: str = "checkpoint") -> Path:
     "", "/", a NUL byte or ".." past the root are refused here, not deep inside pathlib or
     the OS. "." and "run/.." name the folder they point to (made absolute, symlinks kept).
     """
-    try:
-        text = os.fsdecode(os.fspath(path))
-    except TypeError:
-        raise CheckpointError(f"A {role} path must be a str or os.PathLike. Received: {path!r:.200} "
-                              f"({type(path).__name__}).", path=None) from None
-    if not text or "\0" in text:
-        why = "is empty" if not text else "contains a NUL byte"
-        raise CheckpointError(f"The {role} path {text!r:.200} {why}: pass a folder such as 'run.xvae'.", path=text)
+    text = _validate.path_text(path, f"A {role}", CheckpointError, "Pass a folder such as 'run.xvae'.")
     target = Path(os.path.abspath(text))
     if not target.name:
         raise CheckpointError(f"The {role} path {text!r} is the file system root, which cannot be an xvae "

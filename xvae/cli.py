@@ -434,11 +434,19 @@ PATH_ARGS = ("checkpoint", "spec", "out", "resume", "data_dir", "json", "markdow
 
 def _bad_path(args: argparse.Namespace) -> str | None:
     """Why a path argument cannot name a file (empty, a NUL byte), or None."""
+    from xvae._validate import path_text
+
     for dest in PATH_ARGS:
         value = getattr(args, dest, None)
-        if isinstance(value, str) and (not value.strip() or "\0" in value):
-            flag = dest if dest in ("checkpoint", "spec") else "--" + dest.replace("_", "-")
-            return f"argument {flag}: expected a file or folder path; got {value!r}"
+        if not isinstance(value, str):
+            continue
+        flag = dest if dest in ("checkpoint", "spec") else "--" + dest.replace("_", "-")
+        if value and not value.strip():  # spaces only: a typo on a command line, not a name
+            return f"argument {flag} must be a path; {value!r} is blank. Pass a file or folder path."
+        try:
+            path_text(value, f"argument {flag}", XVAEError, "Pass a file or folder path.")
+        except XVAEError as err:
+            return str(err)
     return None
 
 

@@ -135,12 +135,7 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """
     if explicit is None:
         explicit = os.environ.get("XVAE_DATA_DIR") or Path.home() / ".cache" / "xvae"
-    try:
-        text = os.fsdecode(os.fspath(explicit))
-    except TypeError:
-        raise DataError(f"data_dir must be a folder path (str or os.PathLike). Received: {explicit!r:.100}") from None
-    if not text or "\0" in text:
-        raise DataError(f"data_dir must be a folder path. Received: {text!r:.100}; use '.' for the working folder.")
+    text = _validate.path_text(explicit, "data_dir", DataError, "Pass a folder; '.' is the working folder.")
     return Path(text).expanduser()
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xvae import _validate
 from xvae._errors import ConfigError, DataError
 
 __all__ = ["History"]
@@ -150,12 +150,7 @@ class History:
 
 def _path(owner: str, value: Any) -> Path:
     """`value` as a file Path, or ConfigError: not a path, empty, or with a NUL byte."""
-    try:
-        text = os.fsdecode(os.fspath(value))
-    except TypeError:
-        raise ConfigError(f"{owner} needs a file path (str or os.PathLike). Received: {value!r:.100}") from None
-    if not text or "\0" in text:
-        raise ConfigError(f"{owner} needs a file path; {text!r:.100} is {'empty' if not text else 'not one (NUL byte)'}.")
+    text = _validate.path_text(value, f"{owner}'s file", ConfigError, "Pass a file path such as 'history.json'.")
     return Path(text)
 
 

@@ -6,6 +6,7 @@ success or an XVAEError."""
 from __future__ import annotations
 
 import copy
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -389,3 +390,21 @@ BAD_ARGUMENTS = [
 def test_bad_arguments_anywhere_raise_xvae_errors(call):
     with pytest.raises(xvae.XVAEError):
         call()
+
+
+@pytest.mark.parametrize("value, why", [("", "'' is empty"), ("run\0.xvae", "contains a NUL byte"),
+                                        (3, r"must be a path \(str or os.PathLike\). Received: 3 \(int\)")])
+def test_every_path_argument_is_checked_by_one_helper_raising_the_callers_error(value, why, tmp_path, capsys):
+    from xvae.cli import main
+
+    with pytest.raises(xvae.DataError, match=f"data_dir {'must be a path; ' if isinstance(value, str) else ''}.*{why}"):
+        xvae.datasets.data_dir(value)
+    with pytest.raises(xvae.CheckpointError, match=f"A checkpoint .*{why}.*Pass a folder such as 'run.xvae'"):
+        xvae.load(value)
+    with pytest.raises(xvae.ConfigError, match=f"History.from_json's file .*{why}"):
+        xvae.History.from_json(value)
+    if isinstance(value, str):  # the CLI's arguments are text
+        assert main(["sample", value]) == 2
+        assert re.search(f"argument checkpoint must be a path; .*{why}", capsys.readouterr().err)
+    assert xvae._validate.path_text(str(tmp_path), "out") == str(tmp_path)
+    assert xvae._validate.path_text(tmp_path, "out") == str(tmp_path)  # os.PathLike
