@@ -17,10 +17,10 @@ from dp import (MID_EPOCH, SCRIPT, assert_resumes, assert_same_numbers, free_por
 pytestmark = pytest.mark.slow
 
 
-def torchrun(*args: str) -> list[str]:
+def torchrun(*args: str, script=SCRIPT) -> list[str]:
     exe = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
     assert exe, "torchrun not found beside the Python interpreter"
-    return [exe, "--nnodes=1", "--nproc-per-node=2", str(SCRIPT), *args]
+    return [exe, "--nnodes=1", "--nproc-per-node=2", str(script), *args]
 
 
 def test_two_processes_give_the_one_device_trajectory_and_checkpoints_resume_anywhere(tmp_path):
