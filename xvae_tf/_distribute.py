@@ -158,7 +158,7 @@ class DataParallelProgram(_backend.TFProgram):
             return self._dp_train(shards, lr)
         except _PEER_ERRORS as err:
             task = self.strategy.cluster_resolver.task_id
-            why = next((line for line in err.message.splitlines() if "aborted by" in line), None)
+            why = next((line for line in err.message.splitlines() if "aborted by" in line or "timed out" in line), None)
             raise distribute.WorkerLostError.from_collective(
                 err, f"worker {task} of {self.strategy.cluster_resolver.cluster_spec().num_tasks('worker')}",
                 f"TensorFlow's coordination service declares a silent worker lost after ~10 s; {TIMEOUT_ENV} "
