@@ -112,8 +112,13 @@ class DataParallelProgram(_backend.TFProgram):
         self.replicas = self.strategy.num_replicas_in_sync
         with self.strategy.scope():
             super().__init__(spec, loss, optimizer, options, self.devices[0])
-        # Not jit_compile'd: XLA refuses a replica's function that reads variables' copies on
-        # other devices (tensorflow.org/xla/known_issues, "tf.Variable on a different device").
+        # Not jit_compile'd. Tried in TF 2.21 (tf.function(self._replica_fn, jit_compile=True)
+        # called by strategy.run, inside the traced step and from an eager step alike): XLA
+        # runs replica 1's function on /device:CPU:0 and refuses to read its variable copy on
+        # logical /device:CPU:1 (InvalidArgumentError "Trying to access resource
+        # .../replica_1 located in device CPU:1 from device CPU:0",
+        # tensorflow.org/xla/known_issues#tfvariable_on_a_different_device). Separate GPUs
+        # may not have this limit, but no GPU was available to check it.
         self._replica = self._replica_fn
         self._dp_train = tf.function(self._dp_train_fn) if options.jit else self._dp_train_fn
 
