@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import gc
 import os
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,10 +51,27 @@ TIMEOUT_ENV = "XVAE_DIST_TIMEOUT"
 WEIGHT = "_dp_weight"
 
 
+#: Set when a collective failed for lack of a peer: no rank is left to meet at exit.
+_peer_lost = False
+#: The programs whose DDP wrapper holds the process group (dropped at exit).
+_LIVE: "weakref.WeakSet[DataParallelProgram]" = weakref.WeakSet()
+
+
 def _destroy() -> None:
+    """At exit: meet the other ranks, then tear the process group down.
+
+    Without the barrier a rank that finishes first destroys its gloo pairs while a peer
+    still holds the other ends, and gloo (torch 2.13, CPU) sometimes aborts a rank with
+    std::terminate ("terminate called without an active exception") after the work is done.
+    """
     try:
         if dist.is_initialized():
+            if not _peer_lost:
+                dist.barrier()  # bounded by the process group's timeout if a peer left early
+            for program in list(_LIVE):  # DDP holds the group: drop it, so the group's C++
+                program.ddp = None       # object (and its gloo threads) ends here, not at exit
             dist.destroy_process_group()
+            gc.collect()
     except Exception:  # noqa: BLE001 - at exit, a peer may be gone already: nothing to keep
         pass
 
@@ -120,6 +139,7 @@ class DataParallelProgram(_backend.TorchProgram):
         self.chief = self.rank == 0
         self.ddp = DistributedDataParallel(_Objective(self.model, self._loss),
                                            device_ids=[device.index] if device.type == "cuda" else None)
+        _LIVE.add(self)
 
     _row_axis = 0  # 1 inside train_steps: (K, B, ...) batches
 
@@ -169,6 +189,8 @@ class DataParallelProgram(_backend.TorchProgram):
         except RuntimeError as err:
             if not _lost_peer(err):  # a bug of ours or the model's: not a worker's death
                 raise
+            global _peer_lost
+            _peer_lost = True
             raise distribute.WorkerLostError.from_collective(
                 err, f"rank {self.rank} of {self.world}", f"{TIMEOUT_ENV} sets how long a peer is waited for."
             ) from err

@@ -40,18 +40,8 @@ def env(**extra: str) -> dict[str, str]:
     return out
 
 
-#: gloo (torch 2.13, CPU) sometimes aborts a rank in its teardown at process exit, after the
-#: work is done: std::terminate from a gloo thread. Seen about once in ten torchrun launches
-#: on a loaded 2-core host; an open defect of the torch data-parallel path (issue 14's note),
-#: not a numerical one. A launch that ends that way is run once more; the numbers are still
-#: compared by the caller, and any other failure fails the test at once.
-GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
-
-
 def run(args: list[str], *, timeout: float = 240, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
     done = subprocess.run(args, env=env(**extra), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    if check and done.returncode != 0 and GLOO_TEARDOWN_ABORT in done.stderr:
-        done = subprocess.run(args, env=env(**extra), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
     return done
