@@ -26,6 +26,7 @@ import atexit
 import datetime
 import gc
 import os
+import sys
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -58,18 +59,21 @@ _LIVE: "weakref.WeakSet[DataParallelProgram]" = weakref.WeakSet()
 
 
 def _destroy() -> None:
-    """At exit: meet the other ranks, then tear the process group down.
+    """At exit: meet the other ranks, then tear the process group down while Python is alive.
 
-    Without the barrier a rank that finishes first destroys its gloo pairs while a peer
-    still holds the other ends, and gloo (torch 2.13, CPU) sometimes aborts a rank with
-    std::terminate ("terminate called without an active exception") after the work is done.
+    DDP holds the process group, so `destroy_process_group` alone left the C++ group (its
+    gloo threads and pending work) to die in the interpreter's finalization, where gloo
+    (torch 2.13, CPU) sometimes aborted a rank with std::terminate ("terminate called
+    without an active exception") after the work was done. Here every DDP wrapper is dropped
+    first; the barrier keeps a rank that finishes first from closing its gloo pairs while a
+    peer still uses them. No barrier after a lost peer or an uncaught error (nobody to meet).
     """
     try:
         if dist.is_initialized():
-            if not _peer_lost:
+            if not _peer_lost and getattr(sys, "last_value", None) is None:
                 dist.barrier()  # bounded by the process group's timeout if a peer left early
-            for program in list(_LIVE):  # DDP holds the group: drop it, so the group's C++
-                program.ddp = None       # object (and its gloo threads) ends here, not at exit
+            for program in list(_LIVE):
+                program.ddp = None
             dist.destroy_process_group()
             gc.collect()
     except Exception:  # noqa: BLE001 - at exit, a peer may be gone already: nothing to keep
