@@ -120,7 +120,7 @@ def assert_resumes(ckpt: Path, backend: str, tmp_path: Path) -> int:
     epoch = xvae.load(last, backend=backend).epoch
     resumed, one = tmp_path / "resumed.npz", tmp_path / "one.npz"
     batches = MID_EPOCH[:2]
-    run(trajectory(["--backend", backend, "--resume", str(last), "--out", str(resumed), *batches]))
-    run(trajectory(["--backend", backend, "--out", str(one), *batches]))
+    run(trajectory(["--backend", backend, "--resume", str(last), "--out", str(resumed), *batches,
+                    "--reference-out", str(one)]))
     np.testing.assert_allclose(np.load(resumed)["loss"], np.load(one)["loss"][epoch:], rtol=RTOL)
     return epoch

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps-per-call", type=int, default=1)
     p.add_argument("--tf-logical-cpus", type=int, default=0)
     p.add_argument("--sleep-per-step", type=float, default=0.0, help="slow steps (fault tests)")
+    p.add_argument("--reference-out", help="with --resume: also run the fresh one-device trajectory "
+                                           "in this process and write it here (saves a launch)")
     a = p.parse_args(argv)
     if a.tf_logical_cpus:  # before TensorFlow makes its devices
         import tensorflow as tf
@@ -56,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
 
         callbacks.append(xvae.callbacks.LambdaCallback(on_train_begin=slow_steps))
     history = model.fit(data(), epochs=a.epochs, batch_size=a.batch_size, steps_per_call=a.steps_per_call, binarize="dynamic", progress=False,
-                        devices=devices, resume=bool(a.resume), checkpoint_dir=a.checkpoint_dir,
+                        devices=devices, resume=bool(a.resume), checkpoint_dir=a.checkpoint_dir or None,
                         keep=100, callbacks=callbacks)
     if xvae.distribute.is_chief(model):
         np.savez(a.out, loss=np.array(history.history["loss"]), **model.get_weights())
+    if a.reference_out:
+        return main([*(argv if argv is not None else sys.argv[1:]), "--out", a.reference_out,
+                     "--resume", "", "--reference-out", "", "--checkpoint-dir", "", "--tf-logical-cpus", "0"])
     return 0
 
 
