@@ -12,6 +12,7 @@ from xvae import backends as backends
 from xvae import callbacks as callbacks
 from xvae import datasets as datasets
 from xvae import distribute as distribute
+from xvae import keyed as keyed
 from xvae import layers as layers
 from xvae import losses as losses
 from xvae import optim as optim
@@ -58,6 +59,7 @@ __all__ = [
     "__version__",
     "backends",
     "callbacks",
+    "keyed",
     "layers",
     "datasets",
     "distribute",

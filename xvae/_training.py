@@ -1,10 +1,11 @@
 """The backend-neutral training loop. Backends only compile steps; the loop lives here, once.
 
-The order of random draws is part of the contract (DESIGN §1): per epoch, from the model's
-generator, (1) the permutation if `shuffle`; (2) the dynamic binarization of all n examples
-(in permuted order) if `binarize="dynamic"`; (3) the reparameterisation noise, float32 of
-shape (n, latents), in permuted order. The arrays do not depend on `steps_per_call`, so
-fused execution never changes the numbers.
+Random draws are keyed, not streamed (DESIGN §1, docs/randomness.md): epoch e's
+permutation, dynamic binarization, reparameterisation noise and dropout masks are pure
+functions of (model.seed, e, purpose, example id, element) (`xvae.keyed`), the example id
+being the row's index in the training set. So the arrays depend on nothing else: not on
+`batch_size`, `steps_per_call` or the devices, and a resumed run draws what an unbroken
+one would have.
 
 Batches are views of the epoch arrays (no per-step copies); K consecutive batches are one
 reshape. The last partial batch is padded to the batch size and masked, so a run compiles
@@ -20,7 +21,6 @@ first one runs, so a bad one fails before any work (or checkpoint) is done.
 
 from __future__ import annotations
 
-import copy
 import math
 import warnings
 from dataclasses import dataclass
@@ -44,6 +44,9 @@ __all__ = ["EpochData", "draw_epoch", "batches", "run_epoch", "evaluate_batches"
 
 #: Calls between host syncs: metrics stay on the device in between, so steps queue up.
 SYNC_EVERY = 32
+#: The key of validation draws (noise, dynamic binarization): fixed, so every epoch's
+#: validation figures see the same noise (keyed: seed 0, epoch 0, ids = row indices).
+VALIDATION_SEED = 0
 #: The KL weight of the negative ELBO: what `evaluate` and "val_loss" report, whatever the
 #: training beta (the objective with another beta is not a bound on anything).
 ELBO_BETA = 1.0
@@ -87,29 +90,40 @@ class EpochData:
         return len(self.x)
 
 
-def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, rng: np.random.Generator | None,
-               shuffle: bool, binarize: str | None, latents: int | None,
+def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, seed: int | None, epoch: int,
+               shuffle: bool, binarize: str | None, latents: Any,
                scratch: dict[str, Any] | None = None, dropout: Any = None) -> EpochData:
-    """Draw (1) order, (2) dynamic binarization, (3) noise, (4) dropout masks from `rng`, in that order.
+    """One epoch's arrays: order, dynamic binarization, noise and dropout masks, all keyed.
 
-    `dropout`: the model's towers (`xvae.naming.towers`) when it has Dropout layers: step
-    (4) is then ONE draw `rng.random((n, units), float32)` over every Dropout layer's
-    columns, in permuted order (`xvae.layers.towers.draw_dropout`); no draw otherwise.
+    Every draw is a pure function of (seed, epoch, purpose, example id, element)
+    (`xvae.keyed`), the example id being the row's index in `x` (not its position in the
+    epoch): (1) the order is ``keyed.permutation(seed, epoch, n)`` if `shuffle`; (2) dynamic
+    binarization ``keyed.binarize`` (purpose BINARIZE); (3) the noise ``keyed.normal(seed,
+    epoch, NOISE, ids, prod(latents))``, float32 (n, latents) or (n, k, latents) for the
+    IWAE bound (sample j's latent l is element j * latents + l); (4) with `dropout` (the
+    model's towers, `xvae.naming.towers`) the masks from ``keyed.uniform(seed, epoch,
+    DROPOUT, ids, units)`` (`xvae.layers.towers.draw_dropout`). `seed` None: no random
+    draw at all (no shuffle, noise or masks; a classifier's evaluation).
 
     `scratch`: a dict the caller keeps across epochs. The first epoch's permuted x is kept
     in it and later epochs gather into that array instead of a fresh one, so the caller
     must be done with the previous epoch's batches (`run_epoch` ends with a host sync,
     after which no queued step reads them). It saves a multi-MB allocation per epoch and
     its page faults (MNIST test set: 7.7 vs 12 ms typical, and none of the 100-200 ms
-    outliers measured with fresh arrays).
+    outliers measured with fresh arrays). Dynamic binarization then writes in place.
     """
-    copies = bool(shuffle and rng is not None) + {"dynamic": 2, "static": 1}.get(binarize or "", 0)
-    # noise per example: (latents,), or (k, latents) for the IWAE bound: the same stream, k per example
+    from xvae import keyed
+
+    shuffled = bool(shuffle and seed is not None)
+    copies = shuffled + {"dynamic": 1, "static": 1}.get(binarize or "", 0)
+    # noise per example: (latents,), or (k, latents) for the IWAE bound: k * latents elements per example
     noise_shape = () if latents is None else (
         (latents,) if isinstance(latents, (int, np.integer)) else tuple(latents))
     _memory.require(x.size * 4 * copies + len(x) * 4 * int(np.prod(noise_shape or (0,))) + 8 * len(x) * shuffle,
                     f"an epoch of {len(x):,} rows (order, binarization, noise)", "pass fewer rows")
-    order = rng.permutation(len(x)) if shuffle and rng is not None else None
+    order = keyed.permutation(seed, epoch, len(x)) if shuffled else None
+    ids = order if order is not None else np.arange(len(x), dtype=np.int64)
+    owned = False  # x is an array of ours (not the caller's): binarization may overwrite it
     if order is not None:
         # np.take: the same gather as x[order], measured 10-45% faster; mode="clip" is what
         # lets it write `out` directly ("raise" buffers a copy), and a permutation never clips.
@@ -120,19 +134,23 @@ def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, rng: np.random
             x = np.take(x, order, axis=0)
             if scratch is not None:
                 scratch["x"] = x
+        owned = True
         y = None if y is None else np.take(y, order, axis=0)
     if binarize == "dynamic":
-        x = datasets.binarize(x, "dynamic", rng)
+        if seed is None:
+            raise ConfigError('binarize="dynamic" needs a seed (it keys the Bernoulli draws). Received: seed=None')
+        x = keyed.binarize(x, seed, epoch, ids, out=x if owned else None)
     elif binarize == "static":
         x = datasets.binarize(x, "static")
     noise = None
-    if latents is not None:
-        noise = rng.standard_normal((len(x), *noise_shape), dtype=np.float32)  # type: ignore[union-attr]
+    if latents is not None and seed is not None:
+        size = int(np.prod(noise_shape))
+        noise = keyed.normal(seed, epoch, keyed.NOISE, ids, size).reshape(len(x), *noise_shape)
     masks = None
-    if dropout is not None and rng is not None:
+    if dropout is not None and seed is not None:
         from xvae.layers.towers import draw_dropout
 
-        masks = draw_dropout(rng, dropout, len(x))
+        masks = draw_dropout(lambda units: keyed.uniform(seed, epoch, keyed.DROPOUT, ids, units), dropout)
     return EpochData(x, y, noise, masks)
 
 
@@ -327,7 +345,7 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     except BaseException as err:  # divergence, a callback's error, KeyboardInterrupt: never half-updated
         saved.restore(model)
         err.add_note(f"xvae rolled the model back to its state before this fit call (epoch {saved.epoch}, "
-                     f"step {saved.step}: weights, optimizer state, generator and counters); "
+                     f"step {saved.step}: weights, optimizer state, seed and counters); "
                      "it can be trained or evaluated again as it was.")
         raise
 
@@ -344,18 +362,14 @@ class ModelState:
         self.attributes = {name: getattr(model, name) for name in ("optimizer", "_compiled_optimizer", "_compiled_loss")}
         self.program = model._program
         self.weights, self.opt_state = model._program.get_state()
-        self.rng = model.rng
-        self.rng_state = copy.deepcopy(model.rng.bit_generator.state)
-        self.step, self.epoch = model.step, model.epoch
+        self.seed, self.step, self.epoch = model.seed, model.step, model.epoch
 
     def restore(self, model: "Model") -> None:
         self.program.set_state(self.weights, self.opt_state or None)
         model._program = self.program
         for name, value in self.attributes.items():
             setattr(model, name, value)
-        self.rng.bit_generator.state = self.rng_state
-        model.rng = self.rng
-        model.step, model.epoch = self.step, self.epoch
+        model.seed, model.step, model.epoch = self.seed, self.step, self.epoch
         model.stop_training = False
 
 
@@ -365,7 +379,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
     """fit after validation: compiles, trains and calls the callbacks; may leave the model half-updated."""
     model._prepare_training(optimizer)
     if seed is not None:
-        model.rng = np.random.default_rng(seed)
+        model.seed = seed  # the keyed draws of the coming epochs (model.epoch + 1, ...) use it
     first_epoch = model.epoch
     last_epoch = epochs if resume else model.epoch + epochs
     per_epoch = steps_per_epoch(len(x), bs)
@@ -390,7 +404,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
             lrs = schedule_values(model.optimizer.lr, f"{type(model.optimizer).__name__}.lr",  # type: ignore[union-attr]
                                   model.step, per_epoch)
             betas = model._betas(beta, epoch, model.step, per_epoch)
-            data = draw_epoch(x, y, rng=model.rng, shuffle=shuffle, binarize=binarize, latents=latents,
+            data = draw_epoch(x, y, seed=model.seed, epoch=epoch, shuffle=shuffle, binarize=binarize, latents=latents,
                               scratch=scratch, dropout=model._dropout_towers)
             report.epoch_begin(epoch)
             logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=k,
@@ -402,7 +416,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
             model.step += steps
             model.epoch = epoch
             if val is not None:
-                vdata = draw_epoch(val[0], val[1], rng=np.random.default_rng(0), shuffle=False,
+                vdata = draw_epoch(val[0], val[1], seed=VALIDATION_SEED, epoch=0, shuffle=False,
                                    binarize=binarize, latents=model._latents)
                 # val_loss is the negative ELBO (beta = 1), as `evaluate` reports it;
                 # val_objective is what training minimises, with the epoch's last beta.
@@ -411,7 +425,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                 if betas is not None:
                     logs["val_objective"] = vlogs["reconstruction"] + float(betas[-1]) * vlogs["kl"]
                 if latents != model._latents:  # loss="iwae": the bound, on its own (n, k, latents) noise
-                    idata = draw_epoch(val[0], val[1], rng=np.random.default_rng(0), shuffle=False,
+                    idata = draw_epoch(val[0], val[1], seed=VALIDATION_SEED, epoch=0, shuffle=False,
                                        binarize=binarize, latents=latents)
                     logs["val_objective"] = evaluate_batches(model._program, idata, bs, float(betas[-1]))["loss"]
             history.append(epoch, logs, model._epoch_vectors(data.x))

@@ -1,7 +1,7 @@
 """Checkpoints: a directory with the spec as JSON and the arrays as safetensors.
 
     run.xvae/
-      xvae.json              format version, kind, spec, optimizer, step, epoch, RNG state,
+      xvae.json              format version, kind, spec, optimizer, step, epoch, seed,
                              precision, and the sha256 of each array file
       weights.safetensors    canonical weight names (DESIGN §4), float32, kernels (in, out)
       optimizer.safetensors  canonical optimizer state (opt.step, opt.m.<w>, ...), if any;
@@ -47,10 +47,14 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "checkpoint_path", "latest", "list_checkp
            "resolve", "save"]
 
 FORMAT = "xvae-checkpoint"
+#: 3: the training randomness is keyed (`xvae.keyed`): the model's "seed" (an int >= 0)
+#: replaces the NumPy generator state "rng"; a resumed run continues the same keyed draws.
 #: 2: opt.step is an int64 array, and optimizer specs may hold schedules, AdamW, weight
 #: decay and clip_norm (an older xvae refuses such a checkpoint by its version, with the
 #: advice to upgrade, rather than by a confusing field error). 1 (float32 opt.step) is read.
-FORMAT_VERSION = 2
+#: Versions 1 and 2 load (weights, optimizer state, counters); their "rng" cannot continue
+#: a keyed run, so they resume with the seed `seed_of_generator` derives from it.
+FORMAT_VERSION = 3
 META, WEIGHTS, OPTIMIZER = "xvae.json", "weights.safetensors", "optimizer.safetensors"
 _ASIDE = ".old"
 #: xvae.json holds a spec, counters and an RNG state: kilobytes. Refuse to parse a bomb.
@@ -216,7 +220,7 @@ def _save(model: Any, target: Path) -> Path:
             "optimizer": optimizer,
             "step": int(model.step),
             "epoch": int(model.epoch),
-            "rng": _plain(model.rng.bit_generator.state),
+            "seed": int(model.seed),
             "precision": model.options.precision,
             "init": model.init,
             "backend": model.backend,
@@ -386,7 +390,12 @@ def _check_meta(meta: dict[str, Any], file: Path) -> dict[str, Any]:
     backend = meta.get("backend")
     if backend is not None and not isinstance(backend, str):
         raise bad("backend", f"must be a backend name, found {backend!r}")
-    rng = _generator(meta.get("rng"), file)
+    if meta["format_version"] >= 3:
+        seed = meta.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise bad("seed", f"must be an integer >= 0, found {str(seed)[:100]!r}")
+    else:
+        seed = seed_of_generator(_generator(meta.get("rng"), file))
     files = meta.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise bad("files", "must map file names to sha256 digests")
@@ -395,7 +404,14 @@ def _check_meta(meta: dict[str, Any], file: Path) -> dict[str, Any]:
     metadata = meta.get("metadata", {})
     if not isinstance(metadata, dict):
         raise bad("metadata", f"must be an object, found {type(metadata).__name__}")
-    return {"kind": kind, "spec": spec, "optimizer": optimizer, "rng": rng, "files": files, "metadata": metadata}
+    return {"kind": kind, "spec": spec, "optimizer": optimizer, "seed": seed, "files": files, "metadata": metadata}
+
+
+def seed_of_generator(generator: np.random.Generator) -> int:
+    """The keyed seed a format 1/2 checkpoint resumes with: its saved generator's first
+    63-bit draw. Deterministic (loading it twice resumes the same way) and distinct per
+    saved run; the draws themselves differ from what that older xvae would have drawn."""
+    return int(generator.integers(0, 2**63))
 
 
 def _generator(state: Any, file: Path) -> np.random.Generator:
@@ -458,8 +474,8 @@ def _read_arrays(file: Path, digest: str, shapes: dict[str, tuple[int, ...]]) ->
 def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Arrays, Arrays]:
     """Verified (metadata, weights, optimizer state) of a checkpoint, without building a model.
 
-    In the metadata, "spec" and "optimizer" are spec objects and "rng" a restored
-    `numpy.random.Generator`.
+    In the metadata, "spec" and "optimizer" are spec objects and "seed" the int that keys
+    the model's training draws (for format 1/2, derived by `seed_of_generator`).
 
     Raises:
         CheckpointError: missing, truncated, corrupted or tampered files, a mismatch between
@@ -525,8 +541,11 @@ def _read(folder: Path) -> tuple[dict[str, Any], Arrays, Arrays]:
 def load(path: str | os.PathLike[str], backend: str | None = None, precision: str | None = None) -> Any:
     """Rebuild a model from a checkpoint on any backend (default: the one that saved it).
 
-    Weights, optimizer state, step, epoch and the RNG state all come back, so
-    ``fit(..., resume=True)`` continues exactly where the saved run stopped.
+    Weights, optimizer state, step, epoch and the seed all come back, so
+    ``fit(..., resume=True)`` continues exactly where the saved run stopped (the keyed draws
+    of epoch e depend on (seed, e) only). A checkpoint of format 1 or 2 (before keyed
+    randomness) loads its weights and optimizer state; it resumes with the seed
+    `seed_of_generator` derives from its saved NumPy generator.
 
     Args:
         path: the checkpoint directory written by `model.save(path)`, or a folder of
@@ -560,7 +579,7 @@ def load(path: str | os.PathLike[str], backend: str | None = None, precision: st
         raise CheckpointError(f"{path}: the {model.backend!r} backend rejected the saved arrays "
                               f"({type(err).__name__}: {err}).", path=str(path)) from err
     model.step, model.epoch = int(meta.get("step", 0)), int(meta.get("epoch", 0))
-    model.rng = meta["rng"]
+    model.seed = meta["seed"]
     model.metadata = meta["metadata"]
     return model
 

@@ -234,7 +234,7 @@ def _resumed_values(model: Any) -> dict[str, Any]:
 def _check_resume_flags(args: argparse.Namespace, model: Any) -> Any:
     """Refuse model options that differ from the checkpoint's; returns the optimizer to continue with.
 
-    --seed is always refused: a resumed run continues the checkpoint's generator. --lr
+    --seed is always refused: a resumed run continues the checkpoint's keyed draws. --lr
     replaces the checkpoint's learning rate, and the run says so.
     """
     import dataclasses
@@ -245,7 +245,7 @@ def _check_resume_flags(args: argparse.Namespace, model: Any) -> Any:
     clashes = [f"--{name} {_flag_text(getattr(args, name))} (the checkpoint has {_flag_text(kept[name])})"
                for name in kept if getattr(args, name) is not None and getattr(args, name) != kept[name]]
     if args.seed is not None:
-        clashes.append(f"--seed {args.seed} (a resumed run continues the checkpoint's random generator)")
+        clashes.append(f"--seed {args.seed} (a resumed run continues the checkpoint's keyed random draws, seed {model.seed})")
     if clashes:
         raise ConfigError(f"--resume continues the checkpoint's model; these flags would change it: {'; '.join(clashes)}. "
                           "Drop them, or train a new model without --resume.")

@@ -3,9 +3,9 @@
 Two contracts live here:
 
 * ``binarize(x, "dynamic", rng)`` draws exactly ``rng.random(x.shape, dtype=np.float32) < x``:
-  one call, float32, the whole array at once. The training loop draws permutation,
-  binarization and noise from one Generator in a fixed order, so every backend sees the
-  same bits only if this draw never changes.
+  one call, float32, the whole array at once (a helper for users' own pipelines). The
+  training loop does not use it: its binarization is keyed by (seed, epoch, example id),
+  `xvae.keyed.binarize`, the same bits in every backend.
 * Data files are verified before use. A file passes if the md5 of its ``.gz`` bytes *or*
   of its decompressed payload is a known one: mirrors recompress the archives (so the
   ``.gz`` hash differs) while the IDX payload stays the same. Downloads go to a temporary
@@ -207,8 +207,8 @@ def binarize(x: np.ndarray, mode: str, rng: np.random.Generator | None = None) -
     Args:
         x: array of any shape, values in [0, 1].
         mode: "static" gives ``x > 0.5``; "dynamic" gives Bernoulli(x), drawn as exactly
-            ``rng.random(x.shape, dtype=np.float32) < x`` (one call; the training loop's
-            draw order depends on it).
+            ``rng.random(x.shape, dtype=np.float32) < x`` (one call). `fit` binarizes with
+            keyed draws instead (`xvae.keyed.binarize`).
         rng: the Generator to draw from; required for "dynamic", ignored for "static".
 
     Returns:

@@ -147,18 +147,23 @@ def _examples(examples: Any) -> NDArray[np.uint32]:
 
 
 def _for_blocks(seed: int, epoch: int, purpose: int, examples: Any, n: int, emit: Any,
-                interleave: bool = False) -> None:
-    """Compute the blocks of `examples` x ceil(n/2) in cache-sized row chunks; for each, call
+                interleave: bool = False, first: int = 0) -> None:
+    """Compute the blocks holding elements [first, first + n) of `examples` in cache-sized
+    row chunks: blocks first // 2 to (first + n - 1) // 2, nb of them. For each chunk, call
     ``emit(rows: slice, w0: uint32 (r, nb), w1: uint32 (r, nb))``, or with `interleave`
-    ``emit(rows, w: uint32 (r, 2 nb))`` in element order (w0, w1 of block 0, then block 1, ...).
-    The arrays passed are scratch, reused for the next chunk (emit may modify them)."""
+    ``emit(rows, w: uint32 (r, 2 nb))`` in element order (w0, w1 of the first block, then
+    the next, ...; element first is column first % 2). The arrays passed are scratch, reused
+    for the next chunk (emit may modify them)."""
     key = stream_key(seed, epoch, purpose)
     ids = _examples(examples)
-    nb = (int(n) + 1) // 2
+    first, n = int(first), int(n)
+    if first < 0 or first + n > 2**33:
+        raise ConfigError(f"elements must lie in [0, 2**33). Received: first={first}, n={n}")
+    nb = (first + n + 1) // 2 - first // 2 if n else 0
     if not len(ids) or not nb:
         return
     rows = max(1, _CHUNK // nb)
-    cols = np.arange(nb, dtype=np.uint32)
+    cols = np.arange(first // 2, first // 2 + nb, dtype=np.uint64).astype(np.uint32)
     buf0 = np.empty(min(rows, len(ids)) * nb, np.uint32)
     buf1, tmp = np.empty_like(buf0), np.empty_like(buf0)
     # interleaving through one uint64 per block (low word = element 2b on little-endian
@@ -184,8 +189,9 @@ def _for_blocks(seed: int, epoch: int, purpose: int, examples: Any, n: int, emit
             emit(slice(start, start + r), w.view(np.uint32).reshape(r, 2 * nb))
 
 
-def bits(seed: int, epoch: int, purpose: int, examples: Any, n: int) -> NDArray[np.uint32]:
-    """uint32 (len(examples), n): element j of example i (see the module docstring's packing).
+def bits(seed: int, epoch: int, purpose: int, examples: Any, n: int, *, first: int = 0) -> NDArray[np.uint32]:
+    """uint32 (len(examples), n): elements first .. first+n-1 of each example (the packing is
+    in the module docstring); `first` lets a consumer take a long row in pieces.
 
     Example:
         >>> bits(0, 1, NOISE, [0, 1], 3).shape
@@ -194,49 +200,54 @@ def bits(seed: int, epoch: int, purpose: int, examples: Any, n: int) -> NDArray[
     n = int(n)
     out = np.empty((len(np.asarray(examples)), n), np.uint32)
 
-    def emit(rows: slice, w: NDArray[np.uint32]) -> None:
-        out[rows] = w[:, :n]
+    skip = int(first) % 2
 
-    _for_blocks(seed, epoch, purpose, examples, n, emit, interleave=True)
+    def emit(rows: slice, w: NDArray[np.uint32]) -> None:
+        out[rows] = w[:, skip:skip + n]
+
+    _for_blocks(seed, epoch, purpose, examples, n, emit, interleave=True, first=first)
     return out
 
 
-def uniform(seed: int, epoch: int, purpose: int, examples: Any, n: int) -> NDArray[np.float32]:
+def uniform(seed: int, epoch: int, purpose: int, examples: Any, n: int, *, first: int = 0) -> NDArray[np.float32]:
     """float32 (len(examples), n) in [0, 1): ``(bits >> 8) * 2**-24``, the same bits everywhere."""
     n = int(n)
     out = np.empty((len(np.asarray(examples)), n), np.float32)
     scale = np.float32(2.0**-24)
+    skip = int(first) % 2
 
     def emit(rows: slice, w: NDArray[np.uint32]) -> None:
         w >>= np.uint32(8)
         part = out[rows]
-        part[...] = w[:, :n]  # exact: < 2**24
+        part[...] = w[:, skip:skip + n]  # exact: < 2**24
         part *= scale
 
-    _for_blocks(seed, epoch, purpose, examples, n, emit, interleave=True)
+    _for_blocks(seed, epoch, purpose, examples, n, emit, interleave=True, first=first)
     return out
 
 
-def normal(seed: int, epoch: int, purpose: int, examples: Any, n: int) -> NDArray[np.float32]:
+def normal(seed: int, epoch: int, purpose: int, examples: Any, n: int, *, first: int = 0) -> NDArray[np.float32]:
     """float32 (len(examples), n) standard normals by Box-Muller on each block's two words.
 
     Computed in float64 and rounded once, so it is the float32 rounding of the exact value up
-    to float64 error; |z| <= sqrt(2 * 24 * ln 2) = 5.77 (u1 >= 2**-24).
+    to float64 error; |z| <= sqrt(2 * 24 * ln 2) = 5.77 (u1 >= 2**-24). `first`: as in `bits`.
     """
     n = int(n)
-    out = np.empty((len(np.asarray(examples)), n + (n % 2)), np.float32)
-    pairs = out.reshape(len(out), -1, 2)
+    out = np.empty((len(np.asarray(examples)), n), np.float32)
     two_pi = 2.0 * np.pi
+    skip = int(first) % 2
 
     def emit(rows: slice, w0: NDArray[np.uint32], w1: NDArray[np.uint32]) -> None:
         u1 = ((w0 >> np.uint32(8)).astype(np.float64) + 1.0) * 2.0**-24
         theta = (w1 >> np.uint32(8)).astype(np.float64) * (2.0**-24 * two_pi)
         r = np.sqrt(-2.0 * np.log(u1))
-        pairs[rows, :, 0] = r * np.cos(theta)
-        pairs[rows, :, 1] = r * np.sin(theta)
+        z = np.empty((*w0.shape, 2), np.float32)
+        z[..., 0] = r * np.cos(theta)
+        z[..., 1] = r * np.sin(theta)
+        out[rows] = z.reshape(len(z), -1)[:, skip:skip + n]
 
-    _for_blocks(seed, epoch, purpose, examples, n, emit)
-    return out[:, :n]
+    _for_blocks(seed, epoch, purpose, examples, n, emit, first=first)
+    return out
 
 
 def permutation(seed: int, epoch: int, n: int) -> NDArray[np.int64]:
@@ -255,7 +266,9 @@ def permutation(seed: int, epoch: int, n: int) -> NDArray[np.int64]:
 
 def binarize(x: NDArray[np.float32], seed: int, epoch: int, examples: Any,
              out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
-    """Dynamic binarization ``uniform(seed, epoch, BINARIZE, examples, d) < x`` as float32 (n, d).
+    """Dynamic binarization ``uniform(seed, epoch, BINARIZE, examples, d) < x`` as float32.
+
+    `x` is (n, ...) with d values per row (flattened in C order), float32 out of x's shape.
 
     `examples` are the rows' ORIGINAL ids (their index in the training set), so a row is
     binarized the same whatever its position in the epoch. Computed chunk by chunk without
@@ -265,9 +278,13 @@ def binarize(x: NDArray[np.float32], seed: int, epoch: int, examples: Any,
         >>> binarize(np.array([[0.0, 1.0, 0.5]], np.float32), 0, 1, [0]).tolist()
         [[0.0, 1.0, 1.0]]
     """
-    x = np.asarray(x, np.float32)
+    shape = np.shape(x)
+    x = np.asarray(x, np.float32).reshape(shape[0], -1)
     d = x.shape[1]
-    result = np.empty_like(x) if out is None else out
+    full = np.empty(shape, np.float32) if out is None else out
+    result = full.reshape(shape[0], -1)
+    if not np.shares_memory(result, full):
+        raise ConfigError("binarize(out=...) must be a C-contiguous float32 array of x's shape")
     scale = np.float32(2.0**-24)
     u = np.empty(0, np.float32)
 
@@ -282,7 +299,7 @@ def binarize(x: NDArray[np.float32], seed: int, epoch: int, examples: Any,
         np.less(ur, x[rows], out=result[rows])
 
     _for_blocks(seed, epoch, BINARIZE, examples, d, emit, interleave=True)
-    return result
+    return full
 
 
 def random_seed() -> int:

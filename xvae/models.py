@@ -1,8 +1,9 @@
 """The user-facing models: `VAE` and `Classifier`, a spec plus a compiled backend program.
 
-A model owns one `numpy.random.Generator`, seeded at construction: it draws the initial
-weights, then every epoch's order, binarization and noise (DESIGN §1). Backends only ever
-see NumPy arrays, so the same seed gives the same numbers in every backend.
+A model owns a seed: `numpy.random.default_rng(seed)` draws its initial weights once, on the
+host, and every epoch's order, binarization, noise and dropout masks are keyed by (seed,
+epoch, example id) (`xvae.keyed`, DESIGN §1), so the same seed gives the same numbers in
+every backend.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from xvae import _memory, _training, _validate, distribute
+from xvae import _memory, _training, _validate, distribute, keyed
 from xvae import backends as _backends
 from xvae._errors import ConfigError, DataError, SpecError, XVAEError
 from xvae._numbers import real
@@ -56,9 +57,10 @@ class Model:
         spec: the model's spec (`VAESpec` for a VAE, `ClassifierSpec` for a classifier).
         backend: a backend name or alias ("jax", "tf", "torch", "numpy", ...); None picks
             the first available one (`xvae.backends.available()[0]`).
-        seed: seeds the model's `numpy.random.Generator`, which draws the initial weights
-            and then every epoch's order, binarization and noise. The same seed gives the
-            same numbers in every backend.
+        seed: an int >= 0: seeds `numpy.random.default_rng(seed)`, which draws the
+            initial weights, and keys every epoch's order, binarization, noise and dropout
+            masks (`xvae.keyed`). The same seed gives the same numbers in every backend.
+            None: a fresh seed from the OS, kept in `model.seed` (saved with the model).
         init: weight initialiser: "glorot_uniform" (Keras' default), "lecun_normal" or
             "torch_default".
         precision: "highest" (default) pins full float32 matmuls; "fast" allows TF32/bf16.
@@ -91,7 +93,9 @@ class Model:
         self.backend = _backends.canonical_name(backend) if backend is not None else _default_backend()
         self._backend = _backends.get(self.backend)  # raises here, not at fit()
         self.options = CompileOptions(jit=jit, xla=xla, precision=precision, device=device)  # type: ignore[arg-type]
-        self.rng = np.random.default_rng(_validate.seed(seed))
+        seed = _validate.seed(seed)
+        #: keys every training draw (`xvae.keyed`); `fit(seed=...)` replaces it
+        self.seed: int = keyed.random_seed() if seed is None else seed
         self.init = init
         self.step = 0
         self.epoch = 0
@@ -101,7 +105,7 @@ class Model:
         #: JSON-ready notes saved with the model (`xvae train` records its dataset here).
         self.metadata: dict[str, Any] = {}
         _check_model_fits(spec)
-        weights = initialize(spec, self.rng, init)
+        weights = initialize(spec, np.random.default_rng(self.seed), init)  # a one-time host draw
         self._program = self._compile(None)
         self._program.set_state(weights)
 
@@ -310,15 +314,15 @@ class Model:
         checkpoint.save(self, path)
 
     def to(self, backend: str) -> "Model":
-        """The same model (weights, optimizer state, RNG, counters) on another backend.
+        """The same model (weights, optimizer state, seed, counters) on another backend.
 
         Args:
             backend: the target backend's name or alias.
 
         Returns:
             A new model of the same class; this one is unchanged. Weights and optimizer
-            state are carried bit for bit, and the generator's state is copied, so training
-            both continues with the same draws.
+            state are carried bit for bit, and the seed and epoch counter are kept, so
+            training both continues with the same (keyed) draws.
         """
         other = copy.copy(self)
         other.backend = _backends.canonical_name(backend)
@@ -326,8 +330,6 @@ class Model:
         weights, opt_state = self._program.get_state()
         other._program = other._compile(self._compiled_optimizer)
         other._program.set_state(weights, opt_state or None)
-        other.rng = np.random.Generator(type(self.rng.bit_generator)())
-        other.rng.bit_generator.state = copy.deepcopy(self.rng.bit_generator.state)
         other.metadata = copy.deepcopy(self.metadata)
         return other
 
@@ -486,10 +488,11 @@ class VAE(Model):
             devices: int | str | Sequence[str] | None = None) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
 
-        Per epoch the model's generator draws, in this order: the permutation (if
-        `shuffle`), the dynamic binarization (if `binarize="dynamic"`), then the
-        reparameterisation noise, float32 (n, latents). The same seed gives the same
-        arrays in every backend.
+        Epoch e's permutation (if `shuffle`), dynamic binarization (if
+        `binarize="dynamic"`), reparameterisation noise (float32 (n, latents)) and dropout
+        masks are keyed draws (`xvae.keyed`): pure functions of (model.seed, e, example
+        id), so the same seed gives the same arrays in every backend, whatever the batch
+        size or steps_per_call, and a resumed run continues them.
 
         Everything after x is keyword-only: a VAE has no labels, and `fit(x, y)` says so.
 
@@ -502,10 +505,11 @@ class VAE(Model):
                 Its `lr` may be an `xvae.schedules` schedule of the step. A new spec of the
                 same kind keeps the optimizer's state (moments, step count); another kind
                 starts fresh, with a warning.
-            seed: None continues the model's generator; an int reseeds it.
+            seed: None keeps the model's seed (`model.seed`); an int replaces it (the keyed
+                draws of the coming epochs use it).
             shuffle: draw a new order every epoch.
             binarize: None, "static" (x > 0.5) or "dynamic" (Bernoulli(x) drawn per epoch).
-            validation_data: x_val; evaluated each epoch with fixed noise (Generator(0)):
+            validation_data: x_val; evaluated each epoch with fixed noise (keyed, seed 0):
                 "val_loss" is its negative ELBO (beta = 1, what `evaluate` reports) and
                 "val_objective" the training objective, reconstruction + beta * kl.
             validation_split: a fraction in [0, 1): the last part of x (before shuffling,
@@ -552,7 +556,7 @@ class VAE(Model):
 
         If fit raises for any reason (divergence, a callback's error, KeyboardInterrupt),
         the model is rolled back to its state before the call: weights, optimizer state,
-        generator, epoch and step; a note on the error says so.
+        seed, epoch and step; a note on the error says so.
         """
         previous = self._objective
         self._set_objective(loss, k, free_bits)
@@ -575,15 +579,16 @@ class VAE(Model):
         "loss" is reconstruction + kl (beta = 1), whatever beta the model trains with: the
         negative ELBO, comparable across models and runs. One z sample per example,
         averaged over `n_samples` draws; the noise comes from
-        `numpy.random.Generator(seed)`, so the figure is reproducible in every backend.
+        keyed draws of `xvae.keyed` (draw s of n_samples: seed `seed`, epoch s, example id =
+        row index), so the figure is reproducible in every backend and with any batch size.
 
         Args:
             x: inputs, shape (n, input_dim), values in [0, 1].
             y: must be None (a VAE has no labels); the rest is keyword-only.
-            seed: seeds the noise generator.
+            seed: keys the noise (and dynamic binarization).
             n_samples: z draws per example to average over.
             batch_size: rows per evaluation step.
-            binarize: None, "static" or "dynamic" (drawn from the same generator).
+            binarize: None, "static" or "dynamic" (keyed like the noise).
 
         Returns:
             {"loss", "reconstruction", "kl"}: means over the examples, Python floats, nats.
@@ -592,11 +597,12 @@ class VAE(Model):
         _validate.choice(binarize, "binarize", (None, "static", "dynamic"))
         n_samples = _validate.positive_int(n_samples, "n_samples")
         bs = _validate.batch_size(batch_size, len(x))
-        rng = np.random.default_rng(_validate.seed(seed))
+        seed = _validate.seed(seed)
+        seed = keyed.random_seed() if seed is None else seed  # None: fresh noise, as documented for seeds
         program = self._inference_program()
         totals: dict[str, float] = {}
-        for _ in range(n_samples):
-            data = _training.draw_epoch(x, None, rng=rng, shuffle=False, binarize=binarize,
+        for draw in range(n_samples):
+            data = _training.draw_epoch(x, None, seed=seed, epoch=draw, shuffle=False, binarize=binarize,
                                         latents=self._latents)
             for k, v in _training.evaluate_batches(program, data, bs, _training.ELBO_BETA).items():
                 totals[k] = totals.get(k, 0.0) + v / n_samples
@@ -607,7 +613,7 @@ class VAE(Model):
 
         ``log (1/k) sum_i p(x, z_i) / q(z_i | x)`` with z_i drawn from the encoder: a lower
         bound of log p(x) that tightens as k grows (k = 1 is a one-sample ELBO). The noise of
-        example i is drawn by ``numpy.random.default_rng([seed, i])`` (`xvae.importance`), so
+        example i is keyed by (seed, i) (`xvae.importance`, `xvae.keyed`), so
         batch_size never changes the figure and every backend sees the same draws. The
         log-sum-exp over samples is accumulated in float64, chunk by chunk: memory does not
         grow with k. Papers report ``-log_likelihood(x_test, k=5000).mean()`` as "NLL".
@@ -738,8 +744,10 @@ class VAE(Model):
 
         Args:
             n: how many samples.
-            seed: seeds `numpy.random.Generator(seed)`, which draws z (float32 (n, latents))
-                and, if binary, the Bernoulli draws: the same samples in every backend.
+            seed: keys the draws (`xvae.keyed`, purpose SAMPLE): sample i's z (float32
+                (latents,)) is its elements 0 .. latents-1 and, if binary, its Bernoulli
+                uniforms the next output_dim elements: the same samples in every backend, and
+                sample i does not depend on n.
             binary: return 0.0/1.0 draws from the means instead of the means.
 
         Returns:
@@ -750,12 +758,17 @@ class VAE(Model):
         width = self.spec.input_dim  # type: ignore[union-attr]
         _memory.require(n * (4 * self._latents + width * (OUTPUT_BYTES_PER_VALUE + (8 if binary else 0))),
                         f"sample(n={n:,}) of {width} values each", "draw fewer samples per call, in a loop")
-        rng = np.random.default_rng(_validate.seed(seed))
-        probs = self.decode(rng.standard_normal((n, self._latents), dtype=np.float32))
+        seed = _validate.seed(seed)
+        seed = keyed.random_seed() if seed is None else seed
+        ids = np.arange(n, dtype=np.int64)
+        probs = self.decode(keyed.normal(seed, 0, keyed.SAMPLE, ids, self._latents))
         if binary and self.spec.decoder.likelihood == "gaussian":  # type: ignore[union-attr]
             raise ConfigError("sample(binary=True) draws 0/1 pixels from Bernoulli means; this decoder is "
                               "Gaussian. Use binary=False for its means.")
-        return (rng.random(probs.shape, dtype=np.float32) < probs).astype(np.float32) if binary else probs
+        if not binary:
+            return probs
+        u = keyed.uniform(seed, 0, keyed.SAMPLE, ids, width, first=self._latents).reshape(probs.shape)
+        return (u < probs).astype(np.float32)
 
 
 class Classifier(Model):
@@ -799,7 +812,8 @@ class Classifier(Model):
             epochs: epochs to train; with resume=True the total.
             batch_size: rows per step; the last partial batch is padded and masked.
             optimizer: an `xvae.optim` spec; None keeps the current one (default Adam(1e-3)).
-            seed: None continues the model's generator; an int reseeds it.
+            seed: None keeps the model's seed (`model.seed`); an int replaces it (the keyed
+                draws of the coming epochs use it).
             shuffle: draw a new order every epoch.
             validation_data: (x_val, y_val), evaluated after each epoch.
             validation_split: hold out the last fraction of (x, y), before shuffling (Keras).

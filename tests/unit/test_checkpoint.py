@@ -85,8 +85,8 @@ def test_load_restores_everything_bit_for_bit(saved):
     for name, s in vae.get_optimizer_state().items():
         np.testing.assert_array_equal(back.get_optimizer_state()[name], s, err_msg=name)
     assert (back.step, back.epoch, back.optimizer, back.spec) == (vae.step, vae.epoch, vae.optimizer, vae.spec)
-    # the generator continues where the saved one stopped
-    assert back.rng.integers(1 << 62) == vae.rng.integers(1 << 62)
+    # the keyed draws continue: they depend on (seed, epoch) only
+    assert back.seed == vae.seed == 1
 
 
 def test_resume_from_a_checkpoint_equals_training_straight_through(tmp_path):
@@ -432,7 +432,8 @@ def test_a_newer_format_version(saved):
 
 
 def _as_format_1(path: Path, step: object = None) -> None:
-    """Rewrite a checkpoint as xvae wrote format 1: opt.step as a float32 scalar."""
+    """Rewrite a checkpoint as xvae wrote format 1: opt.step as a float32 scalar, and a NumPy
+    generator state ("rng") instead of the keyed seed."""
     from safetensors.numpy import load_file, save_file
 
     file = path / "optimizer.safetensors"
@@ -440,16 +441,19 @@ def _as_format_1(path: Path, step: object = None) -> None:
     state["opt.step"] = np.asarray(state["opt.step"] if step is None else step, np.float32)
     save_file(state, str(file))
     rehash(path, "optimizer.safetensors")
-    edit_meta(path, format_version=1)
+    edit_meta(path, format_version=1, seed=None, rng=checkpoint._plain(np.random.default_rng(5).bit_generator.state))
 
 
 def test_format_1_checkpoints_with_a_float32_step_still_load(saved):
     vae, path = saved
-    assert checkpoint.read(path)[2]["opt.step"].dtype == np.int64  # format 2 writes an integer
+    assert checkpoint.read(path)[2]["opt.step"].dtype == np.int64  # formats 2 and 3 write an integer
     _as_format_1(path)
     back = xvae.load(path)
     state = back.get_optimizer_state()
     assert state["opt.step"].dtype == np.int64 and int(state["opt.step"]) == vae.step == 6
+    # format 1 held a generator state, not the keyed seed: it resumes with the derived seed
+    assert back.seed == checkpoint.seed_of_generator(np.random.default_rng(5))
+    back.seed = vae.seed  # ... and with the original seed it continues the original run
     h1 = back.fit(X, epochs=1, batch_size=16, progress=False)
     h2 = vae.fit(X, epochs=1, batch_size=16, progress=False)
     assert h1.history["loss"] == pytest.approx(h2.history["loss"], rel=RESUME_RTOL)
@@ -475,8 +479,13 @@ def test_a_fractional_float32_step_is_refused(saved):
     ({"epoch": 1.5}, "field 'epoch' must be an integer >= 0"),
     ({"precision": "double"}, "field 'precision'"),
     ({"init": "os.system"}, "field 'init'"),
-    ({"rng": {"bit_generator": "os.system", "state": {}}}, "field 'rng' must hold a NumPy bit generator state"),
-    ({"rng": {"bit_generator": "PCG64", "state": {"state": "x", "inc": 1}}}, "invalid PCG64 state"),
+    ({"format_version": 2, "rng": {"bit_generator": "os.system", "state": {}}},
+     "field 'rng' must hold a NumPy bit generator state"),
+    ({"format_version": 2, "rng": {"bit_generator": "PCG64", "state": {"state": "x", "inc": 1}}}, "invalid PCG64 state"),
+    ({"seed": -1}, "field 'seed' must be an integer >= 0"),
+    ({"seed": "7"}, "field 'seed' must be an integer >= 0"),
+    ({"seed": True}, "field 'seed' must be an integer >= 0"),
+    ({"seed": None}, "field 'seed' must be an integer >= 0"),
     ({"files": {}}, "lists no weights.safetensors"),
     ({"files": {"weights.safetensors": 12}}, "field 'files'"),
 ])

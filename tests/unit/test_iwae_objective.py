@@ -96,13 +96,15 @@ def test_more_samples_tighten_the_bound_in_expectation() -> None:
 
 def test_noise_of_k_samples_extends_the_draw_order() -> None:
     x = np.zeros((5, 3), np.float32)
-    plain = _training.draw_epoch(x, None, rng=np.random.default_rng(1), shuffle=True, binarize=None, latents=4)
-    one = _training.draw_epoch(x, None, rng=np.random.default_rng(1), shuffle=True, binarize=None, latents=(1, 4))
-    three = _training.draw_epoch(x, None, rng=np.random.default_rng(1), shuffle=True, binarize=None, latents=(3, 4))
+    plain = _training.draw_epoch(x, None, seed=1, epoch=1, shuffle=True, binarize=None, latents=4)
+    one = _training.draw_epoch(x, None, seed=1, epoch=1, shuffle=True, binarize=None, latents=(1, 4))
+    three = _training.draw_epoch(x, None, seed=1, epoch=1, shuffle=True, binarize=None, latents=(3, 4))
     assert one.noise.shape == (5, 1, 4) and three.noise.shape == (5, 3, 4)
-    np.testing.assert_array_equal(one.noise[:, 0], plain.noise)  # k = 1: the ELBO's stream
-    # k samples: example i's k draws are the next k * latents values, in permuted example order
-    np.testing.assert_array_equal(three.noise.reshape(-1)[:4], plain.noise[0])
+    np.testing.assert_array_equal(one.noise[:, 0], plain.noise)  # k = 1: the ELBO's noise
+    # keyed: sample j's latent l of an example is its element j * latents + l, so sample 0 of
+    # the k samples is the ELBO's noise of the same example, and the others extend it
+    np.testing.assert_array_equal(three.noise[:, 0], plain.noise)
+    assert not np.array_equal(three.noise[:, 1], three.noise[:, 0])
 
 
 def test_fit_trains_the_bound_and_evaluate_stays_the_elbo() -> None:

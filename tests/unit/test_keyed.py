@@ -98,3 +98,14 @@ def test_permutation_and_binarize() -> None:
 def test_bad_input(call, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+def test_first_takes_a_row_in_pieces() -> None:
+    """`first` (used by log_likelihood's chunks over k) gives the same elements as one long draw."""
+    ids = np.array([4, 1, 9])
+    for fn in (keyed.bits, keyed.uniform, keyed.normal):
+        full = fn(3, 1, keyed.IMPORTANCE, ids, 21)
+        for start in (0, 1, 2, 7):
+            for count in (0, 1, 4, 21 - start):
+                np.testing.assert_array_equal(fn(3, 1, keyed.IMPORTANCE, ids, count, first=start),
+                                              full[:, start:start + count])

@@ -108,17 +108,18 @@ def test_images_go_in_as_images_and_come_out_as_images():
     assert np.isfinite(h.history["loss"][0])
 
 
-def test_dropout_masks_are_drawn_after_the_noise_from_the_model_generator():
-    """Order (DESIGN §1 + issue 11): permutation, binarization, noise, then ONE uniform draw for
-    every Dropout column; a model without Dropout draws nothing more."""
+def test_dropout_masks_are_keyed_by_example_over_every_dropout_column():
+    """Dropout masks (DESIGN §1 + issues 11, 13): ONE keyed uniform row per example over every
+    Dropout column, ``keyed.uniform(seed, epoch, DROPOUT, example id, units)``, in the epoch's
+    order; a model without Dropout draws none."""
+    from xvae import keyed
     from xvae._training import draw_epoch
 
     x = np.random.default_rng(1).random((6, 144), dtype=np.float32)
-    data = draw_epoch(x, np.zeros(6), rng=np.random.default_rng(5), shuffle=True, binarize=None, latents=None,
+    data = draw_epoch(x, np.zeros(6), seed=5, epoch=2, shuffle=True, binarize=None, latents=None,
                       dropout=towers(CONVNET))
-    rng = np.random.default_rng(5)
-    rng.permutation(6)
-    u = rng.random((6, 8), dtype=np.float32)  # 12 -> 10 -> 5 -> 3 -> 1: 1 x 1 x 8 units
+    order = keyed.permutation(5, 2, 6)
+    u = keyed.uniform(5, 2, keyed.DROPOUT, order, 8)  # 12 -> 10 -> 5 -> 3 -> 1: 1 x 1 x 8 units
     np.testing.assert_array_equal(data.dropout, np.where(u >= 0.5, 2.0, 0.0).astype(np.float32))
     assert data.dropout.dtype == np.float32
     clf = xvae.Classifier(CONVNET, backend="numpy", seed=0)

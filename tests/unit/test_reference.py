@@ -53,7 +53,7 @@ def _batch(spec, rng, size=7, pad=2):
         b["y"] = rng.integers(0, 2, size).astype(float)
     else:
         b["y"] = rng.integers(0, spec.outputs, size)
-    masks = draw_dropout(rng, towers(spec), size)
+    masks = draw_dropout(lambda units: rng.random((size, units), dtype=np.float32), towers(spec))
     if masks is not None:
         b["dropout"] = masks
     return b

@@ -12,35 +12,37 @@ X = np.random.default_rng(0).random((50, 6), dtype=np.float32)
 SPEC = xvae.VAESpec(input_dim=6, hidden=(8,), latents=3)
 
 
-def test_draw_order_is_the_contract():
-    """(1) permutation, (2) dynamic binarization of all n in permuted order, (3) noise (n, latents)."""
-    data = _training.draw_epoch(X, None, rng=np.random.default_rng(5), shuffle=True, binarize="dynamic", latents=3)
-    rng = np.random.default_rng(5)
-    order = rng.permutation(50)
-    x = (rng.random((50, 6), dtype=np.float32) < X[order]).astype(np.float32)
-    noise = rng.standard_normal((50, 3), dtype=np.float32)
+def test_draws_are_the_contract():
+    """Keyed (DESIGN §1, docs/randomness.md): the permutation of (seed, epoch); dynamic
+    binarization and noise (n, latents) of each row's ORIGINAL id, in permuted order."""
+    from xvae import keyed
+
+    data = _training.draw_epoch(X, None, seed=5, epoch=4, shuffle=True, binarize="dynamic", latents=3)
+    order = keyed.permutation(5, 4, 50)
+    x = (keyed.uniform(5, 4, keyed.BINARIZE, order, 6) < X[order]).astype(np.float32)
+    noise = keyed.normal(5, 4, keyed.NOISE, order, 3)
     np.testing.assert_array_equal(data.x, x)
     np.testing.assert_array_equal(data.noise, noise)
+    assert not np.array_equal(order, np.arange(50))
 
 
 def test_epoch_scratch_is_reused_without_changing_the_draws():
     """fit gathers every epoch after the first into the first one's array; the draws are unchanged."""
     y = np.arange(50)
     kw = dict(shuffle=True, binarize=None, latents=3)
-    fresh = [_training.draw_epoch(X, y, rng=rng, **kw) for rng in [np.random.default_rng(7)] * 2]
+    fresh = [_training.draw_epoch(X, y, seed=7, epoch=e, **kw) for e in (1, 2)]
     scratch: dict = {}
-    rng = np.random.default_rng(7)
-    first = _training.draw_epoch(X, y, rng=rng, scratch=scratch, **kw)
+    first = _training.draw_epoch(X, y, seed=7, epoch=1, scratch=scratch, **kw)
     kept = scratch["x"]
     assert first.x is kept
     np.testing.assert_array_equal(first.x, fresh[0].x)
-    second = _training.draw_epoch(X, y, rng=rng, scratch=scratch, **kw)
+    second = _training.draw_epoch(X, y, seed=7, epoch=2, scratch=scratch, **kw)
     assert second.x is kept  # written in place
     for got, want in ((second, fresh[1]),):
         np.testing.assert_array_equal(got.x, want.x)
         np.testing.assert_array_equal(got.y, want.y)
         np.testing.assert_array_equal(got.noise, want.noise)
-    other = _training.draw_epoch(X[:49], None, rng=np.random.default_rng(7), scratch=scratch, **kw)
+    other = _training.draw_epoch(X[:49], None, seed=7, epoch=1, scratch=scratch, **kw)
     assert other.x is not kept and scratch["x"] is other.x  # another shape: a new array, kept instead
 
 
@@ -69,9 +71,7 @@ def test_epoch_means_weight_batches_by_rows():
     per_example = vae.evaluate(X, seed=0)["loss"]
     # lr = 0: weights never change, so the epoch mean is the mean of per-example losses
     # under the epoch's noise; recompute it directly with the same draws
-    rng = np.random.default_rng(1)
-    xvae.init.initialize(SPEC, rng)
-    noise = rng.standard_normal((50, 3), dtype=np.float32)
+    noise = xvae.keyed.normal(1, 1, xvae.keyed.NOISE, np.arange(50), 3)  # seed 1, epoch 1, unshuffled
     prog = vae._program
     b = {"x": X, "noise": noise, "mask": np.ones(50, np.float32), "beta": np.float32(1.0)}
     assert h.history["loss"][0] == pytest.approx(prog.loss_and_grads(b)[0]["loss"], rel=1e-12)
@@ -85,7 +85,7 @@ def test_same_seed_same_history_and_resume(tmp_path):
     vae = xvae.VAE(SPEC, backend="numpy", seed=3)
     vae.fit(X, epochs=1, batch_size=16, progress=False)
     assert vae.fit(X, epochs=2, batch_size=16, progress=False, seed=None).history["loss"] == \
-        pytest.approx(a.history["loss"][1:], rel=1e-6)  # seed=None continues the generator
+        pytest.approx(a.history["loss"][1:], rel=1e-6)  # seed=None continues the keyed draws (seed 3, epochs 2, 3)
     assert vae.epoch == 3 and vae.step == 12
 
 

@@ -8,7 +8,7 @@ before any framework is imported. Backends and the reference walk the placed lay
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,14 +83,16 @@ def dropout_layout(towers: dict[str, list[Placed]]) -> dict[str, list[Placed]]:
     return out
 
 
-def draw_dropout(rng: np.random.Generator, towers: dict[str, list[Placed]], n: int) -> NDArray[np.float32] | None:
-    """The masks of n examples: ONE draw ``rng.random((n, units), float32)`` over all Dropout
-    layers' columns; a unit is kept where the uniform is >= its layer's rate, and kept units
+def draw_dropout(uniform: Callable[[int], NDArray[np.float32]], towers: dict[str, list[Placed]]
+                 ) -> NDArray[np.float32] | None:
+    """The masks of an epoch's examples from ``uniform(units)``, float32 (n, units) uniforms over
+    all Dropout layers' columns (the training loop passes ``keyed.uniform(seed, epoch, DROPOUT,
+    ids, units)``); a unit is kept where the uniform is >= its layer's rate, and kept units
     hold float32(1 / (1 - rate)). None when the model has no Dropout (no draw at all)."""
     columns = [(p.masks, p.layer.rate) for layers in towers.values() for p in layers if p.masks is not None]
     if not columns:
         return None
-    u = rng.random((n, columns[-1][0][1]), dtype=np.float32)
+    u = uniform(columns[-1][0][1])
     for (lo, hi), rate in columns:
         keep = u[:, lo:hi] >= np.float32(rate)
         u[:, lo:hi] = np.where(keep, np.float32(1.0 / (1.0 - rate)), np.float32(0.0))
