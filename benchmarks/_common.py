@@ -103,12 +103,24 @@ def init_weights(hidden: int, seed: int = 0) -> dict[str, NDArray[np.float32]]:
     return out
 
 
-def draw_epoch(x: NDArray[np.float32], rng: np.random.Generator
+class KeyedDraws:
+    """The epochs 1, 2, ... of xvae's keyed draws for `seed` (`xvae.keyed`): a baseline
+    given KeyedDraws(seed) sees the draws of `VAE(seed=seed).fit`."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed, self.epoch = seed, 0
+
+
+def draw_epoch(x: NDArray[np.float32], draws: KeyedDraws
                ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """The per-epoch input work, vectorised, in xvae's order: permutation, gather, noise."""
-    order = rng.permutation(len(x))
+    """The per-epoch input work, vectorised, as xvae draws it: the keyed permutation, the
+    gather, the keyed noise of each example (by its original id)."""
+    from xvae import keyed
+
+    draws.epoch += 1
+    order = keyed.permutation(draws.seed, draws.epoch, len(x))
     xs = x[order]
-    noise = rng.standard_normal((len(x), LATENTS), dtype=np.float32)
+    noise = keyed.normal(draws.seed, draws.epoch, keyed.NOISE, order, LATENTS)
     return xs, noise
 
 

@@ -50,6 +50,7 @@ from benchmarks._common import (
     EPS,
     LATENTS,
     LR,
+    KeyedDraws,
     Problem,
     draw_epoch,
     init_weights,
@@ -59,7 +60,7 @@ __all__ = ["BEST_FUSED", "BEST_STEP", "FRAMEWORK", "VARIANTS", "make", "run"]
 
 
 class Baseline:
-    """Common driver: epoch arrays from the Generator, then the framework's loop."""
+    """Common driver: epoch arrays from xvae's keyed draws, then the framework's loop."""
 
     variant = ""
     fused = False
@@ -67,7 +68,7 @@ class Baseline:
     def __init__(self, p: Problem, x: NDArray[np.float32]) -> None:
         self.p = p
         self.x = x
-        self.rng = np.random.default_rng(p.seed)
+        self.rng = KeyedDraws(p.seed)
         self.steps_per_call = p.k if self.fused else 1
         if self.fused and p.steps_per_epoch % p.k:
             raise ValueError(f"{self.variant}: steps_per_epoch={p.steps_per_epoch} must be a multiple "

@@ -48,7 +48,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from xvae._errors import ConfigError
+from xvae import _memory, _validate
+from xvae._errors import ConfigError, DataError
+from xvae._numbers import integer
 
 __all__ = ["ORDER", "BINARIZE", "NOISE", "DROPOUT", "IMPORTANCE", "SAMPLE", "PURPOSES", "MAX_EXAMPLES",
            "MAX_EPOCH", "threefry_2x32", "seed_key", "stream_key", "bits", "uniform", "normal",
@@ -83,10 +85,36 @@ def threefry_2x32(key: tuple[int, int], x0: NDArray[np.uint32], x1: NDArray[np.u
 
     The inputs are not modified. Equal to ``jax.extend.random.threefry_2x32`` bit for bit.
     """
-    a = np.array(x0, dtype=np.uint32, copy=True)
-    b = np.array(x1, dtype=np.uint32, copy=True)
-    _threefry_inplace(key, a, b, np.empty_like(b))
+    if not isinstance(key, (tuple, list)) or len(key) != 2:
+        raise ConfigError(f"key must be a pair of 32-bit words (k0, k1). Received: key={key!r:.100}")
+    words = (_count(key[0], "key word", 2**32), _count(key[1], "key word", 2**32))
+    a, b = _words32(x0, "x0"), _words32(x1, "x1")
+    if a.shape != b.shape:
+        raise ConfigError(f"x0 and x1 must have one shape. Received: {a.shape} and {b.shape}")
+    _memory.require(a.size * 12, f"Threefry of {a.size:,} counters", "pass fewer counters per call")
+    _threefry_inplace(words, a, b, np.empty_like(b))
     return a, b
+
+
+def _words32(value: Any, name: str) -> NDArray[np.uint32]:
+    """A copy of an integer array with values in [0, 2**32) as uint32; ConfigError otherwise."""
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # noqa: BLE001 - ragged lists, objects numpy cannot hold
+        raise ConfigError(f"{name} must be an integer array ({type(err).__name__}: {str(err)[:100]})") from None
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise ConfigError(f"{name} must be an integer array of 32-bit words. Received dtype {arr.dtype}")
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= 2**32):
+        raise ConfigError(f"{name} must hold values in [0, 2**32). Received [{int(arr.min())}, {int(arr.max())}]")
+    return arr.astype(np.uint32)
+
+
+def _count(value: Any, name: str, limit: int) -> int:
+    """`value` as an int in [0, limit); ConfigError naming it otherwise."""
+    number = integer(value)
+    if number is None or not 0 <= number < limit:
+        raise ConfigError(f"{name} must be an integer in [0, {limit}). Received: {name}={value!r:.100}")
+    return number
 
 
 def _threefry_inplace(key: tuple[int, int], x0: NDArray[np.uint32], x1: NDArray[np.uint32],
@@ -118,8 +146,8 @@ def seed_key(seed: int) -> tuple[int, int]:
 
     Seeds >= 2**64 are folded by XOR of their 64-bit limbs first (documented collision).
     """
-    s = int(seed)
-    if s < 0:
+    s = integer(seed)
+    if s is None or s < 0:
         raise ConfigError(f"seed must be an integer >= 0. Received: seed={seed!r:.100}")
     folded = 0
     while True:
@@ -132,23 +160,37 @@ def seed_key(seed: int) -> tuple[int, int]:
 
 def stream_key(seed: int, epoch: int, purpose: int) -> tuple[int, int]:
     """The key of one (seed, epoch, purpose) stream: threefry(seed_key(seed), (epoch, purpose))."""
-    if not 0 <= int(epoch) < MAX_EPOCH:
-        raise ConfigError(f"epoch must be an integer in [0, 2**32) (one 32-bit counter word). Received: epoch={epoch!r:.100}")
-    if not 0 <= int(purpose) < 2**32:
-        raise ConfigError(f"purpose must be an integer in [0, 2**32). Received: purpose={purpose!r:.100}")
-    return _scalar_block(seed_key(seed), int(epoch), int(purpose))
+    key = seed_key(seed)
+    return _scalar_block(key, _count(epoch, "epoch", MAX_EPOCH), _count(purpose, "purpose", 2**32))
 
 
 def _examples(examples: Any) -> NDArray[np.uint32]:
-    ids = np.asarray(examples)
-    if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
+    try:
+        ids = np.asarray(examples)
+    except Exception as err:  # noqa: BLE001 - ragged lists, objects numpy cannot hold
+        raise ConfigError(f"examples must be a 1-D integer array of example ids ({type(err).__name__}: "
+                          f"{str(err)[:100]})") from None
+    if ids.ndim != 1 or ids.dtype == bool or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
         raise ConfigError(f"examples must be a 1-D integer array of example ids. Received: shape {ids.shape}, dtype {ids.dtype}")
     if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= MAX_EXAMPLES):
         raise ConfigError(f"example ids must be in [0, 2**32) (one 32-bit counter word). Received ids from {int(ids.min())} to {int(ids.max())}; split a larger data set.")
     return ids.astype(np.uint32)
 
 
-def _for_blocks(seed: int, epoch: int, purpose: int, examples: Any, n: int, emit: Any,
+def _request(seed: Any, epoch: Any, purpose: Any, examples: Any, n: Any, first: Any
+             ) -> tuple[tuple[int, int], NDArray[np.uint32], int, int]:
+    """The validated (stream key, example ids, n, first) of a draw; ConfigError naming a bad one."""
+    key = stream_key(seed, epoch, purpose)
+    ids = _examples(examples)
+    n, first = _count(n, "n", 2**33 + 1), _count(first, "first", 2**33)
+    if first + n > 2**33:
+        raise ConfigError(f"elements must lie in [0, 2**33). Received: first={first}, n={n}")
+    _memory.require(len(ids) * n * 8, f"keyed draws of {len(ids):,} examples x {n:,} elements",
+                    "draw fewer examples or elements per call")
+    return key, ids, n, first
+
+
+def _for_blocks(key: tuple[int, int], ids: NDArray[np.uint32], n: int, emit: Any,
                 interleave: bool = False, first: int = 0) -> None:
     """Compute the blocks holding elements [first, first + n) of `examples` in cache-sized
     row chunks: blocks first // 2 to (first + n - 1) // 2, nb of them. For each chunk, call
@@ -156,11 +198,6 @@ def _for_blocks(seed: int, epoch: int, purpose: int, examples: Any, n: int, emit
     ``emit(rows, w: uint32 (r, 2 nb))`` in element order (w0, w1 of the first block, then
     the next, ...; element first is column first % 2). The arrays passed are scratch, reused
     for the next chunk (emit may modify them)."""
-    key = stream_key(seed, epoch, purpose)
-    ids = _examples(examples)
-    first, n = int(first), int(n)
-    if first < 0 or first + n > 2**33:
-        raise ConfigError(f"elements must lie in [0, 2**33). Received: first={first}, n={n}")
     nb = (first + n + 1) // 2 - first // 2 if n else 0
     if not len(ids) or not nb:
         return
@@ -199,24 +236,23 @@ def bits(seed: int, epoch: int, purpose: int, examples: Any, n: int, *, first: i
         >>> bits(0, 1, NOISE, [0, 1], 3).shape
         (2, 3)
     """
-    n = int(n)
-    out = np.empty((len(np.asarray(examples)), n), np.uint32)
-
-    skip = int(first) % 2
+    key, ids, n, first = _request(seed, epoch, purpose, examples, n, first)
+    out = np.empty((len(ids), n), np.uint32)
+    skip = first % 2
 
     def emit(rows: slice, w: NDArray[np.uint32]) -> None:
         out[rows] = w[:, skip:skip + n]
 
-    _for_blocks(seed, epoch, purpose, examples, n, emit, interleave=True, first=first)
+    _for_blocks(key, ids, n, emit, interleave=True, first=first)
     return out
 
 
 def uniform(seed: int, epoch: int, purpose: int, examples: Any, n: int, *, first: int = 0) -> NDArray[np.float32]:
     """float32 (len(examples), n) in [0, 1): ``(bits >> 8) * 2**-24``, the same bits everywhere."""
-    n = int(n)
-    out = np.empty((len(np.asarray(examples)), n), np.float32)
+    key, ids, n, first = _request(seed, epoch, purpose, examples, n, first)
+    out = np.empty((len(ids), n), np.float32)
     scale = np.float32(2.0**-24)
-    skip = int(first) % 2
+    skip = first % 2
 
     def emit(rows: slice, w: NDArray[np.uint32]) -> None:
         w >>= np.uint32(8)
@@ -224,7 +260,7 @@ def uniform(seed: int, epoch: int, purpose: int, examples: Any, n: int, *, first
         part[...] = w[:, skip:skip + n]  # exact: < 2**24
         part *= scale
 
-    _for_blocks(seed, epoch, purpose, examples, n, emit, interleave=True, first=first)
+    _for_blocks(key, ids, n, emit, interleave=True, first=first)
     return out
 
 
@@ -235,9 +271,9 @@ def normal(seed: int, epoch: int, purpose: int, examples: Any, n: int, *, first:
     float32: within ~6e-7 of the exact value (|z| <= sqrt(2 * 24 * ln 2) = 5.77, as
     u1 >= 2**-24). `first`: as in `bits`.
     """
-    n = int(n)
-    out = np.empty((len(np.asarray(examples)), n), np.float32)
-    skip = int(first) % 2
+    key, ids, n, first = _request(seed, epoch, purpose, examples, n, first)
+    out = np.empty((len(ids), n), np.float32)
+    skip = first % 2
 
     def emit(rows: slice, w0: NDArray[np.uint32], w1: NDArray[np.uint32]) -> None:
         u1 = ((w0 >> np.uint32(8)).view(np.int32).reshape(-1).astype(np.float64) + 1.0) * 2.0**-24
@@ -248,7 +284,7 @@ def normal(seed: int, epoch: int, purpose: int, examples: Any, n: int, *, first:
         np.multiply(r, s, out=z[..., 1], casting="unsafe")
         out[rows] = z.reshape(len(z), -1)[:, skip:skip + n]
 
-    _for_blocks(seed, epoch, purpose, examples, n, emit, first=first)
+    _for_blocks(key, ids, n, emit, first=first)
     return out
 
 
@@ -281,9 +317,7 @@ def permutation(seed: int, epoch: int, n: int) -> NDArray[np.int64]:
         >>> sorted(permutation(7, 1, 5).tolist())
         [0, 1, 2, 3, 4]
     """
-    n = int(n)
-    if n > MAX_EXAMPLES:
-        raise ConfigError(f"permutation: n must be in [0, 2**32] (example ids are 32-bit). Received: n={n}")
+    n = _count(n, "n", MAX_EXAMPLES + 1)
     sort_key = bits(seed, epoch, ORDER, np.arange(n, dtype=np.int64), 1)[:, 0]
     # the stable argsort, computed as a sort of the unique 64-bit items key << 32 | index
     # (NumPy's SIMD sort: 0.4 ms for 60,000 against 8.5 ms for argsort(kind="stable"))
@@ -311,9 +345,13 @@ def binarize(x: NDArray[np.float32], seed: int, epoch: int, examples: Any,
         >>> binarize(np.array([[0.0, 1.0, 0.5]], np.float32), 0, 1, [0]).tolist()
         [[0.0, 1.0, 1.0]]
     """
-    shape = np.shape(x)
+    arr = _validate._numeric(x, "x", "(n, ...)")
+    if arr.ndim < 1:
+        raise DataError(f"binarize needs rows: x of shape (n, ...). Received a scalar of shape {arr.shape}")
+    shape = arr.shape
     d = int(np.prod(shape[1:]))
-    x = np.asarray(x, np.float32).reshape(shape[0], d)
+    _memory.require(arr.size * 12, f"binarize of an array of shape {shape}", "binarize fewer rows at a time")
+    x = np.asarray(arr, np.float32).reshape(shape[0], d)
     if out is not None and not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == shape
                                 and out.flags.c_contiguous):
         raise ConfigError(f"binarize(out=...) must be a C-contiguous float32 array of x's shape {shape}")

@@ -96,7 +96,7 @@ def make_batch(spec, rng, size=BATCH, pad=PAD, train=True):
         y[:real] = rng.integers(0, spec.outputs, real)
         out["y"] = y
     out["x"] = x
-    masks = draw_dropout(rng, towers(spec), size) if train else None
+    masks = draw_dropout(lambda units: rng.random((size, units), dtype=np.float32), towers(spec)) if train else None
     if masks is not None:
         out["dropout"] = masks
     return out
