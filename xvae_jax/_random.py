@@ -23,19 +23,32 @@ from jax.extend.random import threefry_2x32 as _threefry
 
 from xvae import keyed
 
-__all__ = ["bits", "uniform", "normal", "permutation", "binarize"]
+__all__ = ["threefry_2x32", "stream_key", "bits", "uniform", "normal", "permutation", "binarize"]
 
 _TWO_PI_2_24 = np.float32(2.0 * math.pi * 2.0**-24)  # == float32(2 pi) * 2**-24 exactly
+
+
+def _u32(value: Any) -> jax.Array:
+    """uint32 of an int, a NumPy array or a traced integer array (host values converted on the
+    host: JAX without x64 would refuse Python ints >= 2**31)."""
+    if isinstance(value, (int, np.integer, np.ndarray, list, tuple)):
+        return jnp.asarray(np.asarray(value).astype(np.uint64).astype(np.uint32))
+    return jnp.asarray(value).astype(jnp.uint32)
 
 
 def _key_words(seed: Any) -> tuple[jax.Array, jax.Array]:
     if isinstance(seed, (int, np.integer)):
         lo, hi = keyed.seed_key(int(seed))
-        return jnp.uint32(lo), jnp.uint32(hi)
-    s = jnp.asarray(seed)
+        return _u32(lo), _u32(hi)
+    s = _u32(seed)
     if s.ndim == 1:
-        return s[0].astype(jnp.uint32), s[1].astype(jnp.uint32)
-    return s.astype(jnp.uint32), jnp.uint32(0)
+        return s[0], s[1]
+    return s, _u32(0)
+
+
+def threefry_2x32(key: tuple[Any, Any], x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32, 20 rounds, of uint32 counters (x0, x1) under key (two uint32 scalars)."""
+    return _block((_u32(key[0]), _u32(key[1])), _u32(x0), _u32(x1))
 
 
 def _block(key: tuple[jax.Array, jax.Array], x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -48,14 +61,14 @@ def _block(key: tuple[jax.Array, jax.Array], x0: jax.Array, x1: jax.Array) -> tu
 
 def stream_key(seed: Any, epoch: Any, purpose: int) -> tuple[jax.Array, jax.Array]:
     """threefry(seed_key(seed), (epoch, purpose)) as two uint32 scalars."""
-    e = jnp.asarray(epoch).astype(jnp.uint32).reshape(1)
+    e = _u32(epoch).reshape(1)
     a, b = _block(_key_words(seed), e, jnp.full((1,), purpose, jnp.uint32))
     return a[0], b[0]
 
 
 def _words(seed: Any, epoch: Any, purpose: int, examples: Any, n: int) -> tuple[jax.Array, jax.Array]:
     """The (B, ceil(n/2)) blocks: word 0 and word 1."""
-    ids = jnp.asarray(examples).astype(jnp.uint32)
+    ids = _u32(examples)
     nb = (int(n) + 1) // 2
     x0 = jnp.broadcast_to(ids[:, None], (ids.shape[0], nb))
     x1 = jnp.broadcast_to(jnp.arange(nb, dtype=jnp.uint32)[None, :], (ids.shape[0], nb))

@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 from xvae import keyed  # noqa: E402
 
-__all__ = ["threefry_2x32", "bits", "uniform", "normal", "permutation", "binarize"]
+__all__ = ["threefry_2x32", "stream_key", "bits", "uniform", "normal", "permutation", "binarize"]
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _TWO_PI_2_24 = np.float32(2.0 * math.pi * 2.0**-24)  # == float32(2 pi) * 2**-24 exactly

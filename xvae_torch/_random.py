@@ -21,7 +21,7 @@ import torch
 
 from xvae import keyed
 
-__all__ = ["threefry_2x32", "bits", "uniform", "normal", "permutation", "binarize"]
+__all__ = ["threefry_2x32", "stream_key", "bits", "uniform", "normal", "permutation", "binarize"]
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _MASK = 0xFFFFFFFF

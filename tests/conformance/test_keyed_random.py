@@ -146,3 +146,41 @@ def test_binarize_identical(random_module) -> None:
         got = np.asarray(mod.binarize(x, SEEDS[0], EPOCH, IDS))
     np.testing.assert_array_equal(got, want)
     assert (want[:, 0] == 0).all() and (want[:, 1] == 1).all()
+
+
+def test_threefry_2x32_itself(random_module) -> None:
+    """The raw block function of each backend on random keys and counters."""
+    name, mod = random_module
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 2**32, (2, 4096), dtype=np.uint64)
+    key = tuple(int(k) for k in rng.integers(0, 2**32, 2, dtype=np.uint64))
+    want = keyed.threefry_2x32(key, x[0], x[1])
+    if name == "torch":
+        import torch
+
+        got = mod.threefry_2x32(key, torch.tensor(x[0].astype(np.int64)), torch.tensor(x[1].astype(np.int64)))
+    elif name == "tf":
+        import tensorflow as tf
+
+        got = mod.threefry_2x32(key, tf.constant(x[0].astype(np.uint32)), tf.constant(x[1].astype(np.uint32)))
+    else:
+        got = mod.threefry_2x32(key, x[0].astype(np.uint32), x[1].astype(np.uint32))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(np.asarray(g).astype(np.uint32), w)
+
+
+def test_extreme_seed_epoch_and_ids(random_module) -> None:
+    """Words with the top bit set everywhere: a seed whose key words are >= 2**31, the last
+    epoch (2**32 - 1) and example ids up to 2**32 - 1 (JAX without x64 holds int32 only)."""
+    name, mod = random_module
+    seed, epoch = 2**63 + 2**31 + 7, 2**32 - 1
+    ids = np.array([0, 2**31 - 1, 2**31, 2**32 - 1], np.int64)
+    want = keyed.bits(seed, epoch, keyed.SAMPLE, ids, 9)
+    arg = ids
+    if name == "torch":
+        import torch
+
+        arg = torch.tensor(ids)
+    np.testing.assert_array_equal(np.asarray(mod.bits(seed, epoch, keyed.SAMPLE, arg, 9)).astype(np.uint32), want)
+    np.testing.assert_array_equal(np.asarray(mod.bits(np.asarray(keyed.seed_key(seed), np.uint32), epoch,
+                                                      keyed.SAMPLE, arg, 9)).astype(np.uint32), want)
