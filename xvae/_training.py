@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from xvae import _memory, datasets
+from xvae import _device_data, _memory, datasets
 from xvae._errors import ConfigError, TrainingDivergedError
 from xvae._progress import Progress, resolve_verbose
 from xvae.backend import Batch, Program
@@ -44,6 +44,8 @@ __all__ = ["EpochData", "draw_epoch", "batches", "run_epoch", "evaluate_batches"
 
 #: Calls between host syncs: metrics stay on the device in between, so steps queue up.
 SYNC_EVERY = 32
+#: Rows per chunk of the epoch's encoder pass on device-resident data (the history's vectors).
+ENCODE_BATCH = 1024
 #: The key of validation draws (noise, dynamic binarization): fixed, so every epoch's
 #: validation figures see the same noise (keyed: seed 0, epoch 0, ids = row indices).
 VALIDATION_SEED = 0
@@ -287,8 +289,8 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, optimizer: Any,
         seed: int | None, shuffle: bool, binarize: str | None, validation_data: Any,
         validation_split: float = 0.0, verbose: Any = "auto", progress: bool | None = None,
-        steps_per_call: int, beta: float | Callable[[int], float] | Schedule | None,
-        callbacks: Sequence[Any], resume: bool) -> History:
+        steps_per_call: int | str, beta: float | Callable[[int], float] | Schedule | None,
+        callbacks: Sequence[Any], resume: bool, device_data: float = _device_data.DEFAULT_FRACTION) -> History:
     """The loop behind `Model.fit` (see there for the arguments)."""
     from xvae import _validate as v
 
@@ -316,7 +318,9 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     if requested > len(x):
         warnings.warn(f"batch_size={requested} is larger than the data ({len(x)} examples); "
                       f"using batch_size={len(x)}.", stacklevel=4)
-    k = v.positive_int(steps_per_call, "steps_per_call")
+    k = _device_data.steps_per_call(steps_per_call)
+    _device_data.check_callbacks(callbacks, k)
+    device_data = _device_data.fraction(device_data)
     v.choice(binarize, "binarize", (None, "static", "dynamic"))
     if validation_data is not None:
         if isinstance(validation_data, tuple):
@@ -341,7 +345,7 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
     try:
         return _train(model, x, y, val, epochs=epochs, bs=bs, k=k, optimizer=optimizer, seed=seed,
                       shuffle=shuffle, binarize=binarize, level=level, beta=beta,
-                      callbacks=callbacks, resume=resume)
+                      callbacks=callbacks, resume=resume, device_data=device_data)
     except BaseException as err:  # divergence, a callback's error, KeyboardInterrupt: never half-updated
         saved.restore(model)
         err.add_note(f"xvae rolled the model back to its state before this fit call (epoch {saved.epoch}, "
@@ -374,8 +378,9 @@ class ModelState:
 
 
 def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: Any, *, epochs: int, bs: int,
-           k: int, optimizer: Any, seed: int | None, shuffle: bool, binarize: str | None, level: int,
-           beta: Any, callbacks: list[Any], resume: bool) -> History:
+           k: int | str, optimizer: Any, seed: int | None, shuffle: bool, binarize: str | None, level: int,
+           beta: Any, callbacks: list[Any], resume: bool,
+           device_data: float = _device_data.DEFAULT_FRACTION) -> History:
     """fit after validation: compiles, trains and calls the callbacks; may leave the model half-updated."""
     model._prepare_training(optimizer)
     if seed is not None:
@@ -390,6 +395,10 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
     latents = getattr(model, "_noise_shape", model._latents)  # (k, latents) for loss="iwae"
     last_finite: float | None = None
     scratch: dict[str, Any] = {}  # the permuted epoch, rewritten each epoch (draw_epoch)
+    host_k = len(x) // bs if k == _device_data.EPOCH else k  # the host loop: every full batch, then the tail
+    draws = _device_data.draws(binarize, latents, model._dropout_towers)
+    resident = _Resident(x, y, binarize, device_data if _device_data.supports(draws) else 0.0)
+    resident.on(model._program)  # the data cross to the device before the first epoch begins
     for cb in callbacks:
         cb.on_train_begin(model)
     report = Progress(level, last_epoch, steps_per_epoch(len(x), bs))
@@ -404,13 +413,24 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
             lrs = schedule_values(model.optimizer.lr, f"{type(model.optimizer).__name__}.lr",  # type: ignore[union-attr]
                                   model.step, per_epoch)
             betas = model._betas(beta, epoch, model.step, per_epoch)
-            data = draw_epoch(x, y, seed=model.seed, epoch=epoch, shuffle=shuffle, binarize=binarize, latents=latents,
-                              scratch=scratch, dropout=model._dropout_towers)
-            report.epoch_begin(epoch)
-            logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=k,
-                                    beta=betas, lr=lrs, epoch=epoch, first_step=model.step,
-                                    last_finite=last_finite, on_progress=report.advance if report.live else None,
-                                    on_means=report.running if report.live else None)
+            handle = resident.on(model._program)
+            progress = {"on_progress": report.advance if report.live else None,
+                        "on_means": report.running if report.live else None}
+            if handle is not None:
+                order = _device_data.order(model, epoch, len(x), shuffle)
+                report.epoch_begin(epoch)
+                logs, steps = _device_data.run_epoch(
+                    model._program, handle, order, batch_size=bs, k=k, lr=lrs, beta=betas,
+                    seed=_device_data.keyed_seed(model), epoch=epoch, draws=draws, first_step=model.step,
+                    last_finite=last_finite, **progress)
+                data = None
+            else:
+                data = draw_epoch(x, y, seed=model.seed, epoch=epoch, shuffle=shuffle, binarize=binarize, latents=latents,
+                                  scratch=scratch, dropout=model._dropout_towers)
+                report.epoch_begin(epoch)
+                logs, steps = run_epoch(model._program, data, batch_size=bs, steps_per_call=host_k,
+                                        beta=betas, lr=lrs, epoch=epoch, first_step=model.step,
+                                        last_finite=last_finite, **progress)
             last_finite = logs["loss"]
             logs["lr"] = float(lrs[-1])  # the rate of the epoch's last step
             model.step += steps
@@ -428,7 +448,12 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                     idata = draw_epoch(val[0], val[1], seed=VALIDATION_SEED, epoch=0, shuffle=False,
                                        binarize=binarize, latents=latents)
                     logs["val_objective"] = evaluate_batches(model._program, idata, bs, float(betas[-1]))["loss"]
-            history.append(epoch, logs, model._epoch_vectors(data.x))
+            if data is not None:
+                vectors = model._epoch_vectors(data.x)
+            else:
+                vectors = model._epoch_vectors(None, encoded=lambda: model._program.encode_resident(
+                    handle, seed=_device_data.keyed_seed(model), epoch=epoch, draws=draws, batch_size=ENCODE_BATCH))
+            history.append(epoch, logs, vectors)
             report.epoch_end(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(model, epoch, logs)
@@ -439,6 +464,28 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
     for cb in callbacks:
         cb.on_train_end(model)
     return history
+
+
+class _Resident:
+    """The training set on the current program's device: placed at the first epoch, again
+    if a callback's new optimizer brought a new program; None on the host path."""
+
+    def __init__(self, x: NDArray[np.float32], y: NDArray[Any] | None, binarize: str | None,
+                 fraction: float) -> None:
+        self.x, self.y, self.binarize, self.fraction = x, y, binarize, fraction
+        self.program: Program | None = None
+        self.handle: Any = None
+
+    def on(self, program: Program) -> Any:
+        if not self.fraction:
+            return None
+        if program is not self.program:
+            x = datasets.binarize(self.x, "static") if self.binarize == "static" else self.x
+            self.program, self.handle = program, None
+            self.handle = _device_data.place(program, x, self.y, self.fraction)
+            if self.handle is None:
+                self.fraction = 0.0  # streamed from now on: one warning per fit, not one per epoch
+        return self.handle
 
 
 def _check_schedules(optimizer: Any, beta: Any, first_step: int, steps: int) -> None:

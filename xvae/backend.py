@@ -59,6 +59,7 @@ __all__ = [
     "check_batch",
     "RepeatCache",
     "broadcast",
+    "DeviceDraws",
 ]
 
 Weights = dict[str, NDArray[np.float32]]
@@ -138,6 +139,32 @@ class RepeatCache:
 
 
 Precision = Literal["highest", "fast"]
+
+
+@dataclass(frozen=True)
+class DeviceDraws:
+    """What a compiled step draws on the device for each example it gathers (device-resident data).
+
+    Every number is `xvae.keyed`'s pure function of (seed, epoch, purpose, ORIGINAL example
+    id, element), so the device draws exactly what the host loop draws for the same row,
+    whatever the batch, its position in the epoch or `steps_per_call`.
+
+    Attributes:
+        binarize: dynamic binarization: x = float32(uniform(seed, epoch, BINARIZE, id, d) < x).
+        noise: the per-example noise shape, (latents,) or (k, latents) for the IWAE bound
+            (normal(seed, epoch, NOISE, id, k * latents), reshaped); None for a classifier.
+        dropout: (lo, hi, rate) column ranges of every Dropout layer (`xvae.layers.Placed.masks`):
+            uniform(seed, epoch, DROPOUT, id, hi_last) >= rate -> float32(1 / (1 - rate)), else 0.
+    """
+
+    binarize: bool = False
+    noise: tuple[int, ...] | None = None
+    dropout: tuple[tuple[int, int, float], ...] = ()
+
+    @property
+    def units(self) -> int:
+        """Dropout columns drawn per example (0 without Dropout)."""
+        return self.dropout[-1][1] if self.dropout else 0
 
 
 @dataclass(frozen=True)
@@ -314,6 +341,71 @@ class Program(abc.ABC):
         Returns:
             (metrics as Python floats, gradients: name -> float32 array of each weight's shape).
         """
+
+    # -- device-resident data (optional; the base class keeps the data on the host) ---------
+    def device_memory(self) -> int | None:
+        """Bytes the program's device can still allocate; None: host memory (`xvae._memory`).
+
+        `fit` puts the training set on the device only when it takes at most
+        `fit(device_data=...)` of this figure.
+        """
+        return None
+
+    def place_data(self, x: NDArray[np.float32], y: NDArray[Any] | None) -> Any | None:
+        """Put a training set on the device once; None: this program streams host batches.
+
+        The base class returns None, so the numpy reference and third-party backends train
+        through `train_step`/`train_steps` with host batches (the same numbers). A backend
+        that overrides it also implements `train_resident` (and `encode_resident` for a VAE),
+        and raises MemoryError when the device refuses the memory: `fit` then streams the
+        data with one warning (never an out-of-memory crash).
+
+        Args:
+            x: float32 (n, input_dim), already statically binarized if asked.
+            y: the classifier's labels (n,), or None.
+
+        Returns:
+            An opaque handle that `train_resident` takes, or None (this program streams).
+
+        Raises:
+            MemoryError: the device has no room for the data.
+        """
+        return None
+
+    def train_resident(self, data: Any, ids: NDArray[np.int32], mask: NDArray[np.float32],
+                       lr: NDArray[np.float32], beta: NDArray[np.float32] | None, *, seed: int,
+                       epoch: int, draws: DeviceDraws) -> Metrics:
+        """S optimizer steps in one compiled call on device-resident data (`place_data`).
+
+        Step s gathers the rows ``ids[s]`` of the resident data on the device and draws its
+        binarization, noise and dropout masks there (`DeviceDraws`), so only the indices
+        and the per-step scalars cross: the numbers of `train_steps` on host batches of
+        the same rows and draws.
+
+        Args:
+            data: the handle `place_data` returned.
+            ids: int32 (S, B): original example ids (padding rows repeat a real id).
+            mask: float32 (S, B): 1.0 for real rows, 0.0 for padding.
+            lr: float32 (S,): each step's learning rate.
+            beta: float32 (S,) KL weights for a VAE, None for a classifier.
+            seed: the keyed generator's seed (`xvae.keyed`).
+            epoch: the 1-based epoch, part of every draw's key.
+            draws: what to draw per example.
+
+        Returns:
+            Metrics with a leading S axis, as `train_steps` returns them.
+        """
+        raise ConfigError(f"{type(self).__name__} keeps no data on its device (place_data returned None): "
+                          "train with host batches (train_steps).")
+
+    def encode_resident(self, data: Any, *, seed: int, epoch: int, draws: DeviceDraws,
+                        batch_size: int) -> dict[str, NDArray[np.float32]]:
+        """A VAE's "encode" of every resident row, in id order, with the epoch's binarization.
+
+        What `fit` needs for the history's per-epoch vectors, without the epoch's data
+        crossing to the host and back. Returns {"mean", "logvar"}: float32 (n, latents).
+        """
+        raise ConfigError(f"{type(self).__name__} keeps no data on its device.")
 
     @abc.abstractmethod
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:

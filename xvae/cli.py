@@ -37,6 +37,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _steps_per_call(text: str) -> int | str:
+    """--steps-per-call: a positive integer, or "epoch" (a whole epoch per compiled call)."""
+    if text.strip() == "epoch":
+        return "epoch"
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f'expected a positive integer or "epoch"; got {text!r}') from None
+
+
 #: Defaults of the model options. They are None on the parser, so `train --resume` can tell
 #: which ones were given (and refuse those the checkpoint fixes) from those left alone.
 MODEL_DEFAULTS: dict[str, Any] = {"model": "vae", "hidden": (256,), "latents": 2, "activation": "relu",
@@ -67,8 +77,8 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--binarize", choices=("none", "static", "dynamic"), default="none",
                    help="binarize the inputs: none (default), static (x > 0.5) or dynamic (drawn each epoch)")
     p.add_argument("--seed", type=int, default=None, help="seeds the weights and every draw (default 0)")
-    p.add_argument("--steps-per-call", type=int, default=1,
-                   help="optimizer steps per compiled call (default 1; same numbers, less overhead)")
+    p.add_argument("--steps-per-call", type=_steps_per_call, default=1,
+                   help='optimizer steps per compiled call, or "epoch" (default 1; same numbers, less overhead)')
 
 
 #: Exit status of a command that cannot run as given (argparse's usage-error code).

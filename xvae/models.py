@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from xvae import _memory, _training, _validate, distribute, keyed
+from xvae import _device_data, _memory, _training, _validate, distribute, keyed
 from xvae import backends as _backends
 from xvae._errors import ConfigError, DataError, SpecError, XVAEError
 from xvae._numbers import real
@@ -186,8 +186,10 @@ class Model:
         """The program evaluation runs on (a VAE training another objective overrides it)."""
         return self._program
 
-    def _epoch_vectors(self, x: NDArray[np.float32]) -> dict[str, Any]:
-        """The per-epoch vectors of the history (`History.vectors`), from the epoch's data."""
+    def _epoch_vectors(self, x: NDArray[np.float32] | None,
+                       encoded: Callable[[], dict[str, NDArray[np.float32]]] | None = None) -> dict[str, Any]:
+        """The per-epoch vectors of the history (`History.vectors`), from the epoch's data x,
+        or (device-resident data) from `encoded()`: {"mean", "logvar"} of the epoch's data."""
         return {}
 
     def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32] | None:
@@ -269,8 +271,9 @@ class Model:
     def _fit(self, x: Any, y: Any, *, epochs: int, batch_size: int, optimizer: Any, seed: int | None,
              shuffle: bool, binarize: str | None, validation_data: Any, validation_split: float,
              verbose: Any, progress: bool | None,
-             steps_per_call: int, beta: Any, callbacks: Sequence[Any], checkpoint_dir: Any,
-             checkpoint_every: int, keep: int, resume: bool, devices: Any = None) -> History:
+             steps_per_call: int | str, beta: Any, callbacks: Sequence[Any], checkpoint_dir: Any,
+             checkpoint_every: int, keep: int, resume: bool, devices: Any = None,
+             device_data: float = _device_data.DEFAULT_FRACTION) -> History:
         from xvae.callbacks import ModelCheckpoint
 
         if devices is not None:
@@ -284,7 +287,7 @@ class Model:
                                  validation_data=validation_data, validation_split=validation_split,
                                  verbose=verbose, progress=progress,
                                  steps_per_call=steps_per_call, beta=beta, callbacks=callbacks,
-                                 resume=resume)
+                                 resume=resume, device_data=device_data)
         except XVAEError as err:
             err.add_note(f"while fitting a {self.kind} on the {self.backend!r} backend")
             raise
@@ -480,12 +483,13 @@ class VAE(Model):
     def fit(self, x: Any, y: None = None, *, epochs: int = 1, batch_size: int = 128,
             optimizer: OptimizerSpec | None = None, seed: int | None = None, shuffle: bool = True,
             binarize: str | None = None, validation_data: Any = None, validation_split: float = 0.0,
-            verbose: int | str = "auto", steps_per_call: int = 1,
+            verbose: int | str = "auto", steps_per_call: int | str = 1,
             beta: float | Callable[[int], float] | Schedule | None = None, callbacks: Sequence[Any] = (),
             checkpoint_dir: Any = None, checkpoint_every: int = 1, keep: int = 3,
             resume: bool = False, progress: bool | None = None, loss: str | None = None,
             k: int | None = None, free_bits: float | None = None,
-            devices: int | str | Sequence[str] | None = None) -> History:
+            devices: int | str | Sequence[str] | None = None,
+            device_data: float = _device_data.DEFAULT_FRACTION) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
 
         Epoch e's permutation (if `shuffle`), dynamic binarization (if
@@ -517,7 +521,9 @@ class VAE(Model):
             verbose: 0 silent, 1 a progress bar per epoch with its running metrics, 2 one
                 line per epoch; "auto" (default): 1 in a terminal or notebook, 2 when stdout
                 is redirected (a log file gets lines, not carriage returns).
-            steps_per_call: K steps per compiled call (same numbers, less overhead).
+            steps_per_call: K steps per compiled call (same numbers, less overhead), or
+                "epoch": a whole epoch in one call (then no callback may define per-step hooks
+                such as on_batch_end: ConfigError naming it).
             beta: KL weight: a number; a function of the (1-based) epoch; or an
                 `xvae.schedules` schedule of the step (`Model.step`), e.g. a KL warm-up
                 ``LinearWarmup(peak=1.0, warmup_steps=2000)``; default spec.beta.
@@ -541,6 +547,11 @@ class VAE(Model):
                 back to one device; None keeps the current setting (one device by default).
                 Each global batch is the one-device batch, split over the devices by the
                 framework's own engine: the same numbers to float32 rounding.
+            device_data: the largest fraction of the device's free memory (host memory on
+                a CPU) the training set may take to live on the device (docs: "Performance"):
+                then each compiled call receives only example ids and gathers and draws its
+                batches there (the same numbers to float32 rounding); a larger set is
+                streamed from the host with one warning; 0 always streams.
 
         Returns:
             History with "loss" (the training objective, reconstruction + beta * kl),
@@ -566,7 +577,8 @@ class VAE(Model):
                              validation_split=validation_split, verbose=verbose,
                              progress=progress, steps_per_call=steps_per_call, beta=beta,
                              callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-                             checkpoint_every=checkpoint_every, keep=keep, resume=resume, devices=devices)
+                             checkpoint_every=checkpoint_every, keep=keep, resume=resume, devices=devices,
+                             device_data=device_data)
         except BaseException:
             if self._compiled_loss != (self._objective or loss_for(self.spec)):
                 self._objective = previous  # nothing was compiled with it: keep the old objective
@@ -642,8 +654,13 @@ class VAE(Model):
         rows = self._check_xy(x, None)[0]  # shape, finiteness and the likelihood's range
         return importance.log_likelihood(self._program, rows, k=k, seed=seed, latents=self._latents, batch_size=bs)
 
-    def _epoch_vectors(self, x: NDArray[np.float32]) -> dict[str, Any]:
-        mean, logvar = self.encode(x)  # one encoder pass over the epoch's data (no decoder)
+    def _epoch_vectors(self, x: NDArray[np.float32] | None,
+                       encoded: Callable[[], dict[str, NDArray[np.float32]]] | None = None) -> dict[str, Any]:
+        if encoded is not None:  # the epoch's data live on the device: encoded there
+            out = encoded()
+            mean, logvar = out["mean"], out["logvar"]
+        else:
+            mean, logvar = self.encode(x)  # one encoder pass over the epoch's data (no decoder)
         return {"kl_per_latent": kl_per_latent(mean, logvar).mean(axis=0)}
 
     def kl_per_latent(self, x: Any, batch_size: int | None = None) -> NDArray[np.float64]:
@@ -796,10 +813,11 @@ class Classifier(Model):
     def fit(self, x: Any, y: Any = None, *, epochs: int = 1, batch_size: int = 128,
             optimizer: OptimizerSpec | None = None, seed: int | None = None, shuffle: bool = True,
             validation_data: Any = None, validation_split: float = 0.0, verbose: int | str = "auto",
-            steps_per_call: int = 1, callbacks: Sequence[Any] = (), checkpoint_dir: Any = None,
+            steps_per_call: int | str = 1, callbacks: Sequence[Any] = (), checkpoint_dir: Any = None,
             checkpoint_every: int = 1, keep: int = 3, resume: bool = False,
             progress: bool | None = None,
-            devices: int | str | Sequence[str] | None = None) -> History:
+            devices: int | str | Sequence[str] | None = None,
+            device_data: float = _device_data.DEFAULT_FRACTION) -> History:
         """Train on x (float32 (n, input_dim)) and y (0/1 labels for outputs=1, class ids otherwise).
 
         Arguments as in `VAE.fit`; validation_data is (x_val, y_val). History has "loss" and
@@ -818,7 +836,7 @@ class Classifier(Model):
             validation_data: (x_val, y_val), evaluated after each epoch.
             validation_split: hold out the last fraction of (x, y), before shuffling (Keras).
             verbose: 0 silent, 1 progress bar, 2 one line per epoch, "auto" (see `VAE.fit`).
-            steps_per_call: K steps per compiled call (same numbers, less overhead).
+            steps_per_call: K steps per compiled call (same numbers, less overhead), or "epoch".
             callbacks: `xvae.callbacks.Callback` objects.
             checkpoint_dir: if given, save `checkpoint_dir/epoch-NNNN.xvae` checkpoints.
             checkpoint_every: save every N epochs.
@@ -830,6 +848,8 @@ class Classifier(Model):
                 back to one device; None keeps the current setting (one device by default).
                 Each global batch is the one-device batch, split over the devices by the
                 framework's own engine: the same numbers to float32 rounding.
+            device_data: the largest fraction of the device's free memory the training set
+                may take to live on the device (see `VAE.fit`); 0 streams it from the host.
 
         Returns:
             History with "loss", "accuracy" and "lr" (and "val_*") per epoch.
@@ -839,7 +859,8 @@ class Classifier(Model):
                          validation_split=validation_split, verbose=verbose, progress=progress,
                          steps_per_call=steps_per_call, beta=None,
                          callbacks=callbacks, checkpoint_dir=checkpoint_dir,
-                         checkpoint_every=checkpoint_every, keep=keep, resume=resume, devices=devices)
+                         checkpoint_every=checkpoint_every, keep=keep, resume=resume, devices=devices,
+                         device_data=device_data)
 
     def evaluate(self, x: Any, y: Any = None, *, batch_size: int = 1024) -> dict[str, float]:
         """{"loss", "accuracy"}: masked means over all examples (binary: logit > 0).

@@ -26,10 +26,12 @@ from typing import Any, Callable, Mapping
 
 import flax
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from numpy.typing import NDArray
 
+from xvae import keyed
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec
 from xvae.backend import (
@@ -37,6 +39,7 @@ from xvae.backend import (
     Backend,
     Batch,
     CompileOptions,
+    DeviceDraws,
     Metrics,
     OptState,
     Program,
@@ -47,7 +50,7 @@ from xvae.backend import (
 )
 from xvae.losses import IWAEBound, LossSpec, loss_for
 from xvae.optim import OptimizerSpec
-from xvae_jax import _layers, _losses, _optim, _weights
+from xvae_jax import _layers, _losses, _optim, _resident, _weights
 
 __all__ = ["JaxBackend", "JaxProgram", "resolve_device"]
 
@@ -119,6 +122,34 @@ class _Steps:
         self.train = compile_(scope(self._train), donate_argnums=0)
         self.train_k = compile_(scope(self._train_k), donate_argnums=0)
         self.apply = compile_(scope(self._apply), donate_argnums=0)
+        self._compile, self._scope = compile_, scope
+        self._resident: dict[tuple[str, DeviceDraws], Callable[..., Any]] = {}
+
+    def resident(self, what: str, draws: DeviceDraws) -> Callable[..., Any]:
+        """The jitted resident-data function `what` ("train" or "encode") for these draws."""
+        fn = self._resident.get((what, draws))
+        if fn is None:
+            body = self._train_resident if what == "train" else self._encode_resident
+            donate = {"donate_argnums": 0} if what == "train" else {}
+            fn = self._resident[what, draws] = self._compile(self._scope(functools.partial(body, draws)), **donate)
+        return fn
+
+    def _train_resident(self, draws: DeviceDraws, state: State, data: Mapping[str, jax.Array],
+                        calls: Mapping[str, jax.Array], seed: jax.Array, epoch: jax.Array
+                        ) -> tuple[State, dict[str, jax.Array]]:
+        def step(state: State, call: Mapping[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
+            return self._train(state, _resident.gather(data, call, seed, epoch, draws))
+
+        return jax.lax.scan(step, state, calls)
+
+    def _encode_resident(self, draws: DeviceDraws, params: Any, data: Mapping[str, jax.Array],
+                         ids: jax.Array, seed: jax.Array, epoch: jax.Array) -> dict[str, jax.Array]:
+        def chunk(rows: jax.Array) -> dict[str, jax.Array]:
+            x = _resident.binarized(jnp.take(data["x"], rows, axis=0, mode="clip"), rows, seed, epoch, draws)
+            return self.model.apply({"params": params}, x, method="encode")  # {"mean", "logvar"}
+
+        out = jax.lax.map(chunk, ids)
+        return {name: value.reshape(-1, value.shape[-1]) for name, value in out.items()}
 
     def _objective(self, params: Any, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
         if self.iwae:  # noise (B, k, latents): the decoder runs on B*k codes
@@ -272,6 +303,53 @@ class JaxProgram(Program):
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {k: np.asarray(v) for k, v in jax.device_get(dict(metrics)).items()}
+
+    # -- device-resident data ----------------------------------------------------------
+    def device_memory(self) -> int | None:
+        stats = self.device.memory_stats() if self.device.platform != "cpu" else None
+        if not stats or "bytes_limit" not in stats:
+            return None  # the CPU: host memory (xvae._memory)
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+
+    def place_data(self, x: NDArray[np.float32], y: NDArray[Any] | None) -> Any | None:
+        if type(self) is not JaxProgram:  # data parallel: batches are split over devices, from the host
+            return None
+        try:
+            data = {"x": jax.device_put(np.ascontiguousarray(x, np.float32), self.device)}
+            if y is not None:
+                data["y"] = jax.device_put(np.asarray(y, self._label_dtype).reshape(len(x)), self.device)
+            jax.block_until_ready(data)
+        except jax.errors.JaxRuntimeError as err:
+            if "RESOURCE_EXHAUSTED" not in str(err):
+                raise
+            raise MemoryError(str(err).splitlines()[0]) from err
+        return data
+
+    def train_resident(self, data: Any, ids: NDArray[np.int32], mask: NDArray[np.float32],
+                       lr: NDArray[np.float32], beta: NDArray[np.float32] | None, *, seed: int,
+                       epoch: int, draws: DeviceDraws) -> Metrics:
+        steps = self._trainable()
+        calls = {"ids": np.asarray(ids, np.int32), "mask": np.asarray(mask, np.float32),
+                 "lr": np.asarray(lr, np.float32)}
+        if beta is not None and self.kind == "vae":
+            calls["beta"] = np.asarray(beta, np.float32)
+        state, metrics = steps.resident("train", draws)((self._params, self._opt_state), data, calls,
+                                                        _seed_words(seed), np.uint32(epoch))
+        self._params, self._opt_state = state
+        return metrics
+
+    def encode_resident(self, data: Any, *, seed: int, epoch: int, draws: DeviceDraws,
+                        batch_size: int) -> dict[str, NDArray[np.float32]]:
+        n = int(data["x"].shape[0])
+        chunks = -(-n // batch_size)
+        ids = np.minimum(np.arange(chunks * batch_size, dtype=np.int32), n - 1).reshape(chunks, batch_size)
+        out = self._steps.resident("encode", draws)(self._ready(), data, ids, _seed_words(seed), np.uint32(epoch))
+        return {k: np.array(v[:n], np.float32) for k, v in jax.device_get(out).items()}
+
+
+def _seed_words(seed: int) -> NDArray[np.uint32]:
+    """The keyed seed as the uint32 (2,) key `xvae.keyed.seed_key` (a traced input: no recompile)."""
+    return np.array(keyed.seed_key(seed), np.uint32)
 
 
 class JaxBackend(Backend):

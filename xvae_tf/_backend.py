@@ -17,6 +17,7 @@ Process-global settings, made here because TensorFlow offers no scoped form:
 
 from __future__ import annotations
 
+import functools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before tensorflow is imported
@@ -30,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
+from xvae import keyed
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec, VAESpec
 from xvae.backend import (
@@ -37,6 +39,7 @@ from xvae.backend import (
     Backend,
     Batch,
     CompileOptions,
+    DeviceDraws,
     Metrics,
     OptState,
     Program,
@@ -48,7 +51,7 @@ from xvae.backend import (
 from xvae.losses import ELBO_SPECS, LossSpec
 from xvae.naming import weight_shapes
 from xvae.optim import OptimizerSpec
-from xvae_tf import _layers, _losses, _optim, _weights
+from xvae_tf import _layers, _losses, _optim, _resident, _weights
 
 __all__ = ["TFBackend", "TFProgram"]
 
@@ -183,6 +186,8 @@ class TFProgram(Program):
         self._apply = compile_(self._apply_fn)
         self._run = {fn: compile_(self._log_weights if fn == "log_weights" else getattr(self.model, fn))
                      for fn in FUNCTIONS[self.kind]}
+        self._compile = compile_
+        self._resident_fns: dict[tuple[str, DeviceDraws], Any] = {}
         self._nll = _losses.NLL.get(ELBO_SPECS.get(spec.decoder.likelihood)) if self.kind == "vae" else None  # type: ignore[union-attr]
 
     # -- traced bodies -----------------------------------------------------------------
@@ -213,6 +218,33 @@ class TFProgram(Program):
         _, arrays = tf.while_loop(lambda i, _: i < k, body, (tf.constant(0), arrays),
                                   parallel_iterations=1)
         return {n: a.stack() for n, a in zip(names, arrays)}
+
+    def _resident_fn(self, what: str, draws: DeviceDraws) -> Any:
+        """The traced resident-data function `what` ("train" or "encode") for these draws."""
+        fn = self._resident_fns.get((what, draws))
+        if fn is None:
+            body = self._train_resident_fn if what == "train" else self._encode_resident_fn
+            fn = self._resident_fns[what, draws] = self._compile(functools.partial(body, draws))
+        return fn
+
+    def _train_resident_fn(self, draws: DeviceDraws, data: dict[str, tf.Tensor], calls: dict[str, tf.Tensor],
+                           seed: tf.Tensor, epoch: tf.Tensor) -> dict[str, tf.Tensor]:
+        k = tf.shape(calls["ids"])[0]
+        names = self.metric_names
+        arrays = tuple(tf.TensorArray(tf.float32, size=k, element_shape=()) for _ in names)
+
+        def body(i: tf.Tensor, arrays: tuple[tf.TensorArray, ...]) -> tuple[Any, ...]:
+            call = {key: value[i] for key, value in calls.items()}
+            metrics = self._train_fn(_resident.gather(data, call, seed, epoch, draws))
+            return i + 1, tuple(a.write(i, metrics[n]) for a, n in zip(arrays, names))
+
+        _, arrays = tf.while_loop(lambda i, _: i < k, body, (tf.constant(0), arrays), parallel_iterations=1)
+        return {n: a.stack() for n, a in zip(names, arrays)}
+
+    def _encode_resident_fn(self, draws: DeviceDraws, data: dict[str, tf.Tensor], rows: tf.Tensor,
+                            seed: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x = _resident.binarized(tf.gather(data["x"], rows), rows, seed, epoch, draws)
+        return self.model.encode(x)
 
     def _log_weights(self, x: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
         return _losses.log_weights(self.model, self._nll, x, noise)[0]  # type: ignore[arg-type]
@@ -306,6 +338,51 @@ class TFProgram(Program):
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {name: np.asarray(value) for name, value in metrics.items()}
+
+    # -- device-resident data ----------------------------------------------------------
+    def device_memory(self) -> int | None:
+        # TensorFlow reports the memory it holds, not the device's free memory: the bound is
+        # host memory (the base class's None), and a GPU that refuses the data raises
+        # ResourceExhaustedError in place_data, which falls back to streaming.
+        return None
+
+    def place_data(self, x: NDArray[np.float32], y: NDArray[Any] | None) -> Any | None:
+        if type(self) is not TFProgram:  # data parallel: the strategy splits host batches
+            return None
+        try:
+            with tf.device(self.device):
+                data = {"x": tf.identity(tf.convert_to_tensor(np.ascontiguousarray(x, np.float32)))}
+                if y is not None:
+                    y = np.asarray(y).reshape(len(x))
+                    data["y"] = tf.identity(tf.convert_to_tensor(y.astype(self._label_dtype)))
+        except tf.errors.ResourceExhaustedError as err:
+            raise MemoryError(str(err).splitlines()[0]) from err
+        return data
+
+    def train_resident(self, data: Any, ids: NDArray[np.int32], mask: NDArray[np.float32],
+                       lr: NDArray[np.float32], beta: NDArray[np.float32] | None, *, seed: int,
+                       epoch: int, draws: DeviceDraws) -> Metrics:
+        self._need_optimizer()
+        calls = {"ids": np.asarray(ids, np.int32), "mask": np.asarray(mask, np.float32),
+                 "lr": np.asarray(lr, np.float32)}
+        if beta is not None and self.kind == "vae":
+            calls["beta"] = np.asarray(beta, np.float32)
+        with tf.device(self.device):
+            return self._resident_fn("train", draws)(data, {k: tf.convert_to_tensor(v) for k, v in calls.items()},
+                                                     tf.constant(keyed.seed_key(seed), tf.uint32), tf.constant(epoch, tf.uint32))
+
+    def encode_resident(self, data: Any, *, seed: int, epoch: int, draws: DeviceDraws,
+                        batch_size: int) -> dict[str, NDArray[np.float32]]:
+        n = int(data["x"].shape[0])
+        fn = self._resident_fn("encode", draws)
+        means, logvars = [], []
+        with tf.device(self.device):
+            for lo in range(0, n, batch_size):
+                rows = np.minimum(np.arange(lo, lo + batch_size, dtype=np.int32), n - 1)  # one traced shape
+                mean, logvar = fn(data, tf.constant(rows), tf.constant(keyed.seed_key(seed), tf.uint32), tf.constant(epoch, tf.uint32))
+                means.append(mean.numpy()[: n - lo])
+                logvars.append(logvar.numpy()[: n - lo])
+        return {"mean": np.concatenate(means), "logvar": np.concatenate(logvars)}
 
 
 class TFBackend(Backend):

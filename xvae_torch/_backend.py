@@ -30,6 +30,7 @@ from xvae.backend import (
     Backend,
     Batch,
     CompileOptions,
+    DeviceDraws,
     Metrics,
     OptState,
     Program,
@@ -40,7 +41,7 @@ from xvae.backend import (
 from xvae.losses import ELBO_SPECS, LossSpec
 from xvae.naming import weight_shapes
 from xvae.optim import OptimizerSpec
-from xvae_torch import _layers, _losses, _optim, _weights
+from xvae_torch import _layers, _losses, _optim, _resident, _weights
 
 __all__ = ["TorchBackend", "TorchProgram", "select_device", "tf32", "use_torch_compile"]
 
@@ -323,6 +324,55 @@ class TorchProgram(Program):
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {name: (m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m))
                 for name, m in metrics.items()}
+
+    # -- device-resident data ----------------------------------------------------------
+    def device_memory(self) -> int | None:
+        if self.device.type != "cuda":
+            return None  # the CPU: host memory (xvae._memory)
+        return int(torch.cuda.mem_get_info(self.device)[0])
+
+    def place_data(self, x: NDArray[np.float32], y: NDArray[Any] | None) -> Any | None:
+        if type(self) is not TorchProgram:  # data parallel: each rank feeds its own rows from the host
+            return None
+        try:
+            data = {"x": _tensor(x, _F32, self.device)}
+            if y is not None:
+                y = np.asarray(y).reshape(len(x))
+                data["y"] = _tensor(y, self._label_dtype, self.device)
+        except torch.cuda.OutOfMemoryError as err:
+            raise MemoryError(str(err).splitlines()[0]) from err
+        return data
+
+    def train_resident(self, data: Any, ids: NDArray[np.int32], mask: NDArray[np.float32],
+                       lr: NDArray[np.float32], beta: NDArray[np.float32] | None, *, seed: int,
+                       epoch: int, draws: DeviceDraws) -> Metrics:
+        opt = self._require_optimizer()
+        rows = _tensor(ids, np.dtype(np.int64), self.device)  # (S, B): the call's only large input
+        masks = _tensor(mask, _F32, self.device)
+        betas = None if beta is None or self.kind != "vae" else _tensor(beta, _F32, self.device)
+        lrs = np.asarray(lr, _F32).tolist()  # torch.optim takes the rate as a Python float
+        steps = []
+        with tf32(self.allow_tf32):
+            for i in range(rows.shape[0]):
+                batch = _resident.gather(data, rows[i], seed, epoch, draws)
+                batch["mask"] = masks[i]
+                if betas is not None:
+                    batch["beta"] = betas[i]
+                steps.append(self._step(opt, batch, lrs[i]))
+        return {name: torch.stack([s[name] for s in steps]) for name in steps[0]}
+
+    def encode_resident(self, data: Any, *, seed: int, epoch: int, draws: DeviceDraws,
+                        batch_size: int) -> dict[str, NDArray[np.float32]]:
+        n = int(data["x"].shape[0])
+        means, logvars = [], []
+        with tf32(self.allow_tf32), torch.inference_mode():
+            for lo in range(0, n, batch_size):
+                rows = torch.arange(lo, min(lo + batch_size, n), device=self.device)
+                x = _resident.binarized(data["x"].index_select(0, rows), rows, seed, epoch, draws)
+                mean, logvar = self.model.encode(x)
+                means.append(mean)
+                logvars.append(logvar)
+        return {"mean": torch.cat(means).cpu().numpy(), "logvar": torch.cat(logvars).cpu().numpy()}
 
 
 class TorchBackend(Backend):
