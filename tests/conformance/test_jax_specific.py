@@ -48,20 +48,43 @@ def _cache_sizes(prog):
     return {name: getattr(steps, name)._cache_size() for name in ("train", "train_k", "eval")}
 
 
+def _resident_sizes(prog):
+    """Compiled shapes of each device-resident-data function ("train", "encode")."""
+    return {what: fn._cache_size() for (what, _), fn in prog._steps._resident.items()}
+
+
 def _fresh_spec(input_dim):
     """A spec no other test compiles (compiled functions are shared per spec), for cache counts."""
     return xvae.VAESpec(input_dim=input_dim, hidden=(7,), latents=3)
 
 
 def test_one_compile_per_shape_over_a_padded_epoch():
+    """The host loop (device_data=0): one train_step shape, one train_steps shape."""
     spec = _fresh_spec(11)
     x = np.random.default_rng(0).random((70, 11), dtype=np.float32)  # 4 full batches of 16 + 6 padded
     vae = xvae.VAE(spec, backend="jax", seed=0)
-    vae.fit(x, epochs=2, batch_size=16, progress=False, beta=lambda epoch: 0.5 * (epoch + 1))
+    vae.fit(x, epochs=2, batch_size=16, progress=False, beta=lambda epoch: 0.5 * (epoch + 1), device_data=0)
     assert _cache_sizes(vae._program)["train"] == 1
-    vae.fit(x, epochs=2, batch_size=16, progress=False, steps_per_call=2)
+    vae.fit(x, epochs=2, batch_size=16, progress=False, steps_per_call=2, device_data=0)
     sizes = _cache_sizes(vae._program)
     assert sizes["train"] == 1 and sizes["train_k"] == 1, sizes
+
+
+def test_one_compile_per_call_shape_on_resident_data():
+    """Device-resident data: the padded tail is a masked step of the same call, so K=1 is one
+    shape (1, B), K=2 over 5 steps adds (2, B), "epoch" adds (5, B); a new epoch or seed
+    (traced inputs) compiles nothing, and the host loop's steps are never compiled."""
+    spec = _fresh_spec(12)
+    x = np.random.default_rng(0).random((70, 12), dtype=np.float32)
+    vae = xvae.VAE(spec, backend="jax", seed=0)
+    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic")
+    prog = vae._program
+    assert _resident_sizes(prog) == {"train": 1, "encode": 1}
+    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic", steps_per_call=2, seed=7)
+    assert _resident_sizes(prog) == {"train": 2, "encode": 1}
+    vae.fit(x, epochs=1, batch_size=16, progress=False, binarize="dynamic", steps_per_call="epoch")
+    assert vae._program is prog and _resident_sizes(prog) == {"train": 3, "encode": 1}
+    assert _cache_sizes(prog) == {"train": 0, "train_k": 0, "eval": 0}
 
 
 def test_learning_rates_never_recompile():
@@ -71,15 +94,21 @@ def test_learning_rates_never_recompile():
     x = np.random.default_rng(0).random((70, 13), dtype=np.float32)
     vae = xvae.VAE(spec, backend="jax", seed=0)
     sched = xvae.optim.AdamW(xvae.schedules.CosineDecay(peak=1e-2, decay_steps=20, warmup_steps=3), clip_norm=1.0)
-    vae.fit(x, epochs=2, batch_size=16, progress=False, optimizer=sched, beta=xvae.schedules.LinearWarmup(1.0, 7))
+    vae.fit(x, epochs=2, batch_size=16, progress=False, optimizer=sched, beta=xvae.schedules.LinearWarmup(1.0, 7),
+            device_data=0)
     prog = vae._program
     vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=dataclasses.replace(sched, lr=3e-4),
-            steps_per_call=2)
-    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call=2)
+            steps_per_call=2, device_data=0)
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call=2, device_data=0)
     assert vae._program is prog
     sizes = _cache_sizes(prog)
     assert sizes["train"] == 1 and sizes["train_k"] == 1, sizes
-    assert int(vae.get_optimizer_state()["opt.step"]) == vae.step == 20
+    # the same on resident data: the rates are a per-step input of the epoch's calls
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=dataclasses.replace(sched, lr=1e-4),
+            steps_per_call="epoch")
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call="epoch")
+    assert vae._program is prog and _resident_sizes(prog)["train"] == 1
+    assert int(vae.get_optimizer_state()["opt.step"]) == vae.step == 30
 
 
 @pytest.mark.parametrize("name", ["linear_warmup", "cosine_decay", "exponential_decay", "exponential_staircase"])

@@ -105,13 +105,37 @@ def test_one_trace_per_shape_over_a_padded_epoch():
     spec = SPECS["vae-h1-z20"]
     x = np.random.default_rng(0).random((70, 32), dtype=np.float32)  # 4 batches of 16 + 6 padded
     vae = xvae.VAE(spec, backend="tf", seed=0)
-    vae.fit(x, epochs=2, batch_size=16, progress=False, beta=lambda epoch: 0.5 * epoch)
+    vae.fit(x, epochs=2, batch_size=16, progress=False, beta=lambda epoch: 0.5 * epoch, device_data=0)
     prog = vae._program
     assert prog._train.experimental_get_tracing_count() == 1
-    vae.fit(x, epochs=1, batch_size=16, progress=False, steps_per_call=4, beta=0.3)
+    vae.fit(x, epochs=1, batch_size=16, progress=False, steps_per_call=4, beta=0.3, device_data=0)
     assert vae._program is prog, "same optimizer: the program is reused"
     assert prog._train_many.experimental_get_tracing_count() == 1  # 1 fused group per epoch
     assert prog._train.experimental_get_tracing_count() == 1  # the padded tail, same shape
+
+
+def _resident_traces(prog):
+    return {what: fn.experimental_get_tracing_count() for (what, _), fn in prog._resident_fns.items()}
+
+
+def test_one_trace_per_call_shape_on_resident_data():
+    """Device-resident data: K=1 is one call shape (1, B) (the padded tail is a masked step of
+    it), K=4 over 5 steps adds (4, B), after which reduce_retracing has relaxed the leading
+    axis, so "epoch" (5, B) reuses that trace; new epochs, seeds and rates are tensor inputs,
+    and the host loop's step functions are never traced."""
+    spec = SPECS["vae-h1-z20"]
+    x = np.random.default_rng(0).random((70, 32), dtype=np.float32)
+    vae = xvae.VAE(spec, backend="tf", seed=0)
+    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic")
+    prog = vae._program
+    assert _resident_traces(prog) == {"train": 1, "encode": 1}
+    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic", steps_per_call=4, seed=3,
+            optimizer=xvae.optim.Adam(3e-4))
+    assert _resident_traces(prog) == {"train": 2, "encode": 1}
+    vae.fit(x, epochs=1, batch_size=16, progress=False, binarize="dynamic", steps_per_call="epoch")
+    assert vae._program is prog and _resident_traces(prog) == {"train": 2, "encode": 1}
+    assert prog._train.experimental_get_tracing_count() == 0
+    assert prog._train_many.experimental_get_tracing_count() == 0
 
 
 def test_learning_rates_never_retrace():
@@ -122,10 +146,11 @@ def test_learning_rates_never_retrace():
     vae = xvae.VAE(spec, backend="tf", seed=0)
     sched = xvae.optim.Adam(xvae.schedules.CosineDecay(peak=1e-2, decay_steps=20, warmup_steps=3))
     vae.fit(x, epochs=2, batch_size=16, progress=False, optimizer=sched,
-            beta=xvae.schedules.LinearWarmup(1.0, 7))
+            beta=xvae.schedules.LinearWarmup(1.0, 7), device_data=0)
     prog = vae._program
-    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=xvae.optim.Adam(3e-4), steps_per_call=2)
-    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call=2)
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=xvae.optim.Adam(3e-4), steps_per_call=2,
+            device_data=0)
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call=2, device_data=0)
     assert vae._program is prog
     assert prog._train.experimental_get_tracing_count() == 1
     assert prog._train_many.experimental_get_tracing_count() == 1

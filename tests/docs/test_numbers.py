@@ -80,3 +80,17 @@ def test_likelihood_table_matches_the_committed_results():
     assert table in (ROOT / "docs" / "likelihood.md").read_text(), f"docs/likelihood.md is out of date:\n{table}"
     for row in results["rows"]:  # the bound is below the ELBO it tightens, units within the latents
         assert row["iwae_nll"] <= row["test_neg_elbo"] and 0 <= row["active_units"] <= 20
+
+
+def test_device_data_table_matches_the_committed_results():
+    """docs/performance.md quotes benchmarks/results/device-data-cpu.json (written by
+    `python -m benchmarks.run --device-data`) through benchmarks.device_data.table."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_device_data", ROOT / "benchmarks" / "device_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = json.loads((ROOT / "benchmarks" / "results" / "device-data-cpu.json").read_text())
+    assert results["rows"] == 60_000 and set(results["backends"]) == {"jax", "tf", "torch"}
+    table = module.table(results)
+    assert table in (ROOT / "docs" / "performance.md").read_text(), f"docs/performance.md is out of date:\n{table}"
