@@ -4,6 +4,7 @@
     python -m benchmarks.run --quick         # a smoke run (about a minute or two)
     python -m benchmarks.run --scaling       # batch 32..2048 x hidden 500, 2000, with a plot
     python -m benchmarks.run --device gpu --precision highest   # on an accelerator
+    python -m benchmarks.run --device-data   # 60,000-row epoch: host data path vs device-resident
 
 Every variant runs in its own process (`benchmarks._worker`); repetitions are interleaved
 across the variants of a backend, so slow drifts of the machine hit all of them alike.
@@ -585,6 +586,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--device-data" in given:  # the 60,000-row host-vs-device epoch table: benchmarks/device_data.py
+        from benchmarks import device_data
+
+        return device_data.main([a for a in given if a != "--device-data"])
     args = parse(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
