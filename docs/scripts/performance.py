@@ -3,7 +3,7 @@
     python docs/scripts/performance.py      # prints both tables, writes docs/img/scaling.png
 
 Reads benchmarks/results/cpu.json and scaling-cpu.json (written by
-`python -m benchmarks.run --scaling ...`); tests/docs/test_numbers.py checks that the page
+`python -m benchmarks.run --scaling ...`) and conv-vae-cpu.json (`python -m benchmarks.conv_vae`); tests/docs/test_numbers.py checks that the page
 quotes what this script prints, so a new benchmark run and the page cannot drift apart.
 """
 
@@ -60,11 +60,31 @@ def scaling_table(scaling: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def conv_vae_table(conv: dict[str, Any]) -> str:
+    """The conv VAE: xvae's fit against hand-written loops of the same model, per backend and
+    mode (benchmarks/conv_vae.py), with each side's peak memory in a fresh process."""
+    lines = ["| backend | mode | xvae steps/s | hand-written loop | its steps/s | xvae / hand-written [min-max] "
+             "| rounds | peak RSS xvae / hand-written (MB) | load average |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for backend, entry in conv["backends"].items():
+        rss = entry["peak_rss_mb"]
+        load = f"{entry['loadavg_start'][0]:.1f}-{entry['loadavg_end'][0]:.1f}"
+        for mode, r in entry["modes"].items():
+            ratio = r["ratio"]
+            mine, theirs = rss[r["xvae"]], rss[r["baseline"]]
+            lines.append(f"| {backend} | {MODES[mode].format(k=r['k'])} | {r['xvae_steps_per_s']:.2f} | "
+                         f"`{r['baseline']}` | {r['baseline_steps_per_s']:.2f} | {ratio['median']:.2f} "
+                         f"[{ratio['min']:.2f}-{ratio['max']:.2f}] | {ratio['n']} | {mine:.0f} / {theirs:.0f} "
+                         f"({mine / theirs:.2f}) | {load} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     from benchmarks.run import plot_scaling
 
     print(summary_table(load("cpu")), end="\n\n")
+    print(conv_vae_table(load("conv-vae-cpu")), end="\n\n")
     scaling = load("scaling-cpu")
     print(scaling_table(scaling))
     plot_scaling(scaling, PLOT)

@@ -8,6 +8,7 @@ the page must change with it.
 from __future__ import annotations
 
 import importlib.util
+import statistics
 import sys
 from pathlib import Path
 
@@ -50,6 +51,26 @@ def test_performance_tables_match_the_committed_results():
                   performance.scaling_table(performance.load("scaling-cpu"))):
         assert table in page, f"docs/performance.md is out of date; the script now gives:\n{table}"
     assert (ROOT / "docs" / "img" / "scaling.png").stat().st_size > 10_000
+
+
+def test_conv_vae_table_matches_the_committed_results():
+    """docs/performance.md quotes benchmarks/results/conv-vae-cpu.json (benchmarks/conv_vae.py)
+    through docs/scripts/performance.py; the run checked that every hand-written loop is
+    xvae's model (its loss on xvae's weights) and measured each backend's peak memory."""
+    performance = _script("performance")
+    conv = performance.load("conv-vae-cpu")
+    table = performance.conv_vae_table(conv)
+    page = (ROOT / "docs" / "performance.md").read_text()
+    assert table in page, f"docs/performance.md is out of date; the script now gives:\n{table}"
+    assert set(conv["backends"]) == {"jax", "tf", "torch"}
+    for backend, entry in conv["backends"].items():
+        assert set(entry["modes"]) == {"step", "fused"}, backend
+        assert entry["same_model_rel_err"] and max(entry["same_model_rel_err"].values()) < 1e-4, backend
+        assert set(entry["peak_rss_mb"]) >= {r[side] for r in entry["modes"].values() for side in ("xvae", "baseline")}
+        for r in entry["modes"].values():  # the summary is the run's own rounds
+            n = r["ratio"]["n"]
+            ratios = [b / a for a, b in zip(entry["times"][r["xvae"]][:n], entry["times"][r["baseline"]][:n])]
+            assert abs(statistics.median(ratios) - r["ratio"]["median"]) < 1e-12, (backend, r)
 
 
 def test_schedules_table_matches_the_committed_results():
