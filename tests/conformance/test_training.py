@@ -173,7 +173,7 @@ def test_evaluate_is_the_negative_elbo_whatever_beta(backend):
     h = vae.fit(X, epochs=2, batch_size=16, progress=False, validation_data=X[:30])
     ev = vae.evaluate(X[:30])
     assert ev["loss"] == pytest.approx(ev["reconstruction"] + ev["kl"], rel=1e-6)
-    assert h.history["val_loss"][-1] == pytest.approx(ev["loss"], rel=1e-5)  # same noise (Generator(0))
+    assert h.history["val_loss"][-1] == pytest.approx(ev["loss"], rel=1e-5)  # same noise (keyed: seed 0, epoch 0)
     assert h.history["val_objective"][-1] == pytest.approx(ev["reconstruction"] + 4 * ev["kl"], rel=1e-5)
     ref = xvae.VAE(spec, backend="numpy", seed=2)
     ref.fit(X, epochs=2, batch_size=16, progress=False)

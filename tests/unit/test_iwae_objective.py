@@ -160,7 +160,7 @@ def test_validation_of_an_iwae_fit_reports_the_elbo_and_the_bound() -> None:
     hist = vae.fit(x, epochs=2, batch_size=8, loss="iwae", k=4, progress=False, validation_data=x[:6])
     twin = xvae.VAE(spec, backend="numpy")
     twin.set_weights(vae.get_weights())
-    # val_loss: the negative ELBO of the epoch's final weights, noise from Generator(0), as evaluate
+    # val_loss: the negative ELBO of the epoch's final weights, noise keyed by seed 0, epoch 0, as evaluate(seed=0)
     assert hist.history["val_loss"][-1] == pytest.approx(twin.evaluate(x[:6])["loss"], rel=1e-12)
     # val_objective: the 4-sample bound, tighter than the ELBO in expectation
     assert hist.history["val_objective"][-1] < hist.history["val_loss"][-1] + 1.0
