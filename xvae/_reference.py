@@ -30,7 +30,7 @@ from xvae.backend import (
 )
 from xvae.layers import Placed
 from xvae.layers.activations import ACTIVATIONS
-from xvae.naming import LOG_SIGMA, STEP, towers
+from xvae.naming import LOG_SIGMA, STEP, condition_site, towers
 from xvae.optim import STEP_DTYPE, OptimizerSpec, step_count
 
 __all__ = ["ReferenceBackend", "ReferenceProgram", "ACTIVATIONS"]
@@ -59,6 +59,11 @@ def _forward(tower: list[Placed], w: dict[str, Array], x: Array,
     return x, cache
 
 
+def _joined(a: Array, y: Array | None) -> Array:
+    """concat(a, y) on the last axis: a conditional VAE's one-hot y joins x, h or z."""
+    return a if y is None else np.concatenate([a, y.astype(a.dtype)], axis=-1)
+
+
 def _backward(tower: list[Placed], w: dict[str, Array], cache: list[Any],
               dout: Array, grads: dict[str, Array]) -> Array:
     """Backprop dL/d(output) through the tower, accumulating into `grads`; returns dL/d(input)."""
@@ -80,6 +85,7 @@ class ReferenceProgram(Program):
         self.dtype = np.dtype(dtype)
         self.towers = towers(spec)
         self.kind = "vae" if isinstance(spec, VAESpec) else "classifier"
+        self.site = condition_site(spec)  # where a CVAE's y joins the encoder: "input", "trunk" or None
         self.weights: dict[str, Array] = {}
         self.opt_state: dict[str, Array] = {}
 
@@ -99,8 +105,27 @@ class ReferenceProgram(Program):
         return f32(self.weights), f32(self.opt_state)
 
     # -- inference ---------------------------------------------------------------------
-    def _encode(self, x: Array) -> tuple[Array, Array]:
-        h, _ = _forward(self.towers["encoder"], self.weights, x)
+    def _y(self, source: Any) -> Array | None:
+        """A CVAE's one-hot "y" from a batch or the inputs of `run` (None for a plain VAE)."""
+        if self.site is None:
+            return None
+        if source.get("y") is None:
+            raise ConfigError(f"This conditional VAE (conditions={self.spec.conditions}) needs \"y\", float32 "  # type: ignore[union-attr]
+                              "(B, conditions) one-hot, in its batch / inputs.")
+        return np.asarray(source["y"], self.dtype)
+
+    def _trunk(self, x: Array, y: Array | None, dropout: Array | None = None) -> tuple[Array, list[Any]]:
+        """The encoder trunk's output as the heads read it (with a CVAE's y joined where it goes)."""
+        h, cache = _forward(self.towers["encoder"], self.weights, _joined(x, y) if self.site == "input" else x, dropout)
+        return (_joined(h, y) if self.site == "trunk" else h), cache
+
+    def _backward_trunk(self, cache: list[Any], dh: Array, grads: dict[str, Array]) -> None:
+        if self.site == "trunk":  # the y columns the heads read are inputs, not the trunk's
+            dh = dh[:, : dh.shape[1] - self.spec.conditions]  # type: ignore[union-attr]
+        _backward(self.towers["encoder"], self.weights, cache, dh, grads)
+
+    def _encode(self, x: Array, y: Array | None = None) -> tuple[Array, Array]:
+        h, _ = self._trunk(x, y)
         mean_layer, logvar_layer = self.towers["heads"]
         mean = mean_layer.layer._forward(_params(mean_layer, self.weights), h, None)[0]
         logvar = logvar_layer.layer._forward(_params(logvar_layer, self.weights), h, None)[0]
@@ -111,31 +136,34 @@ class ReferenceProgram(Program):
             raise ConfigError(
                 f"Unknown function {fn!r} for a {self.kind}. Known: {', '.join(FUNCTIONS[self.kind])}."
             )
+        y = self._y(inputs) if self.kind == "vae" else None
         if fn == "encode":
-            mean, logvar = self._encode(np.asarray(inputs["x"], self.dtype))
+            mean, logvar = self._encode(np.asarray(inputs["x"], self.dtype), y)
             out = {"mean": mean, "logvar": logvar}
         elif fn == "decode":
-            out = {"logits": _forward(self.towers["decoder"], self.weights, np.asarray(inputs["z"], self.dtype))[0]}
+            z = _joined(np.asarray(inputs["z"], self.dtype), y)
+            out = {"logits": _forward(self.towers["decoder"], self.weights, z)[0]}
         elif fn == "log_weights":
             out = {"log_weights": self._log_weights(np.asarray(inputs["x"], self.dtype),
-                                                    np.asarray(inputs["noise"], self.dtype))}
+                                                    np.asarray(inputs["noise"], self.dtype), y)}
         else:
             out = {"logits": _forward(self.towers["classify"], self.weights, np.asarray(inputs["x"], self.dtype))[0]}
         return {k: v.astype(np.float32) for k, v in out.items()}
 
-    def _log_weights(self, x: Array, eps: Array) -> Array:
+    def _log_weights(self, x: Array, eps: Array, y: Array | None = None) -> Array:
         """log p(x, z_k) - log q(z_k | x) per (example, sample): `FUNCTIONS["vae"]["log_weights"]`."""
-        mean, logvar = self._encode(x)
+        mean, logvar = self._encode(x, y)
         n, k, latents = eps.shape
         z = mean[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps
-        out = _forward(self.towers["decoder"], self.weights, z.reshape(n * k, latents))[0]
+        rows_y = None if y is None else np.repeat(y, k, axis=0)
+        out = _forward(self.towers["decoder"], self.weights, _joined(z.reshape(n * k, latents), rows_y))[0]
         likelihood = self.spec.decoder.likelihood  # type: ignore[union-attr]
         nll = L.reconstruction_nll(likelihood, out, np.repeat(x, k, axis=0), self._log_sigma()).reshape(n, k)
         return -nll - 0.5 * np.sum(z * z, axis=-1) + 0.5 * np.sum(eps * eps + logvar[:, None, :], axis=-1)
 
     # -- loss and gradients ------------------------------------------------------------
     def _loss_and_grads(self, batch: Batch, need_grads: bool = True) -> tuple[dict[str, float], dict[str, Array]]:
-        check_batch(batch, self.kind)
+        check_batch(batch, self.kind, spec=self.spec)
         x = np.asarray(batch["x"], self.dtype)
         mask = np.asarray(batch["mask"], self.dtype)
         wts = mask / mask.sum()  # d(masked mean)/d(per-example value)
@@ -178,13 +206,14 @@ class ReferenceProgram(Program):
         beta = float(np.asarray(batch["beta"]))
         eps = np.asarray(batch["noise"], self.dtype)
         dropout = self._dropout(batch)
-        h, enc_cache = _forward(self.towers["encoder"], self.weights, x, dropout)
+        y = self._y(batch)
+        h, enc_cache = self._trunk(x, y, dropout)
         mean_layer, logvar_layer = self.towers["heads"]
         mean, mean_cache = mean_layer.layer._forward(_params(mean_layer, self.weights), h, None)
         logvar, logvar_cache = logvar_layer.layer._forward(_params(logvar_layer, self.weights), h, None)
         std = np.exp(0.5 * logvar)
         z = mean + std * eps
-        out, dec_cache = _forward(self.towers["decoder"], self.weights, z, dropout)
+        out, dec_cache = _forward(self.towers["decoder"], self.weights, _joined(z, y), dropout)
         likelihood = self.spec.decoder.likelihood  # type: ignore[union-attr]
         log_sigma = self._log_sigma()
         recon = L.reconstruction_nll(likelihood, out, x, log_sigma)
@@ -199,7 +228,7 @@ class ReferenceProgram(Program):
         if not need_grads:
             return metrics, grads
         dout = self._nll_grads(out, x, wts, grads)
-        dz = _backward(self.towers["decoder"], self.weights, dec_cache, dout, grads)
+        dz = _backward(self.towers["decoder"], self.weights, dec_cache, dout, grads)[:, : z.shape[1]]
         dmean = dz + beta * wts[:, None] * mean * charged
         dlogvar = dz * 0.5 * std * eps + beta * wts[:, None] * 0.5 * (np.exp(logvar) - 1.0) * charged
         dh = np.zeros_like(h)
@@ -207,7 +236,7 @@ class ReferenceProgram(Program):
             dx, g = placed.layer._backward(_params(placed, self.weights), cache, d)
             grads.update({f"{placed.name}.{p}": v for p, v in g.items()})
             dh += dx
-        _backward(self.towers["encoder"], self.weights, enc_cache, dh, grads)
+        self._backward_trunk(enc_cache, dh, grads)
         return metrics, grads
 
     def _nll_grads(self, out: Array, x: Array, row_weights: Array, grads: dict[str, Array]) -> Array:
@@ -240,13 +269,15 @@ class ReferenceProgram(Program):
         beta = float(np.asarray(batch["beta"]))
         eps = np.asarray(batch["noise"], self.dtype)
         n, k, latents = eps.shape
-        h, enc_cache = _forward(self.towers["encoder"], self.weights, x)
+        y = self._y(batch)
+        h, enc_cache = self._trunk(x, y)
         mean_layer, logvar_layer = self.towers["heads"]
         mean, mean_cache = mean_layer.layer._forward(_params(mean_layer, self.weights), h, None)
         logvar, logvar_cache = logvar_layer.layer._forward(_params(logvar_layer, self.weights), h, None)
         std = np.exp(0.5 * logvar)
         z = mean[:, None, :] + std[:, None, :] * eps
-        out, dec_cache = _forward(self.towers["decoder"], self.weights, z.reshape(n * k, latents))
+        rows_y = None if y is None else np.repeat(y, k, axis=0)
+        out, dec_cache = _forward(self.towers["decoder"], self.weights, _joined(z.reshape(n * k, latents), rows_y))
         rows_x = np.repeat(x, k, axis=0)
         nll = L.reconstruction_nll(self.spec.decoder.likelihood, out, rows_x,  # type: ignore[union-attr]
                                    self._log_sigma()).reshape(n, k)
@@ -261,7 +292,7 @@ class ReferenceProgram(Program):
             return metrics, grads
         g = unnorm / unnorm.sum(axis=1, keepdims=True) * wts[:, None]  # (n, k): w~_i times the row weight
         dout = self._nll_grads(out, rows_x, g.reshape(-1), grads)
-        dz = _backward(self.towers["decoder"], self.weights, dec_cache, dout, grads).reshape(n, k, latents)
+        dz = _backward(self.towers["decoder"], self.weights, dec_cache, dout, grads)[:, :latents].reshape(n, k, latents)
         dz = dz + beta * g[..., None] * z
         dmean = dz.sum(axis=1)
         dlogvar = np.sum(dz * 0.5 * std[:, None, :] * eps, axis=1) - beta * 0.5 * wts[:, None]
@@ -270,7 +301,7 @@ class ReferenceProgram(Program):
             dx, gr = placed.layer._backward(_params(placed, self.weights), cache, d.astype(self.dtype))
             grads.update({f"{placed.name}.{p}": v for p, v in gr.items()})
             dh += dx
-        _backward(self.towers["encoder"], self.weights, enc_cache, dh, grads)
+        self._backward_trunk(enc_cache, dh, grads)
         return metrics, grads
 
     def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
@@ -292,13 +323,13 @@ class ReferenceProgram(Program):
     def train_step(self, batch: Batch) -> Metrics:
         if self.optimizer is None:
             raise ConfigError("This program was compiled without an optimizer: pass optimizer= to fit().")
-        check_batch(batch, self.kind, train=True)
+        check_batch(batch, self.kind, train=True, spec=self.spec)
         metrics, grads = self._loss_and_grads(batch)
         self.apply_gradients(grads, lr=float(np.asarray(batch["lr"], np.float32)))
         return {k: np.asarray(v) for k, v in metrics.items()}
 
     def train_steps(self, batches: Batch) -> Metrics:
-        check_batch(batches, self.kind, train=True)
+        check_batch(batches, self.kind, train=True, spec=self.spec)
         k = len(batches["x"])
         steps = []
         for i in range(k):

@@ -225,9 +225,21 @@ class EncoderSpec(_Spec):
         """Values per example: the product of `input_shape`."""
         return math.prod(self.input_shape)
 
-    def placed(self, prefix: str = "") -> list[Placed]:
-        """The trunk's layers with names (`{prefix}layers.{i}`) and inferred shapes."""
-        return _placed("EncoderSpec", prefix, self.input_shape, self.hidden, self.activation, self.layers)
+    @property
+    def flat_trunk(self) -> bool:
+        """True when the trunk reads flat rows (the Dense shorthand, or layers on a flat
+        input_shape): a conditional VAE's one-hot condition then joins x at the trunk's
+        input; otherwise (layers on images) it joins the trunk's flat output."""
+        return self.layers is None or len(self.input_shape) == 1
+
+    def placed(self, prefix: str = "", conditions: int = 0) -> list[Placed]:
+        """The trunk's layers with names (`{prefix}layers.{i}`) and inferred shapes.
+
+        `conditions`: a conditional VAE's one-hot width; a flat trunk then reads
+        (input_dim + conditions,) rows (`flat_trunk`).
+        """
+        shape = (self.input_dim + conditions,) if conditions and self.flat_trunk else self.input_shape
+        return _placed("EncoderSpec", prefix, shape, self.hidden, self.activation, self.layers)
 
     def to_dict(self) -> dict[str, Any]:
         out = _shaped_dict(self, "input_shape", self.input_shape, "input_dim")
@@ -302,11 +314,12 @@ class DecoderSpec(_Spec):
         """Values per reconstruction: the product of `output_shape`."""
         return math.prod(self.output_shape)
 
-    def placed(self, prefix: str = "") -> list[Placed]:
-        """The decoder's layers, the shorthand's `output` Dense included."""
-        body = _placed("DecoderSpec", prefix, (self.latents,), self.hidden, self.activation, self.layers)
+    def placed(self, prefix: str = "", conditions: int = 0) -> list[Placed]:
+        """The decoder's layers, the shorthand's `output` Dense included; `conditions`: a
+        conditional VAE's one-hot width, joined to z: the first layer reads (latents + conditions,)."""
+        body = _placed("DecoderSpec", prefix, (self.latents + conditions,), self.hidden, self.activation, self.layers)
         if self.layers is None:
-            width = body[-1].output_shape if body else (self.latents,)
+            width = body[-1].output_shape if body else (self.latents + conditions,)
             body.append(Placed(f"{prefix}output", Dense(self.output_dim), width, (self.output_dim,)))
         return body
 
@@ -352,6 +365,13 @@ class VAESpec(_Spec):
         hidden: shorthand: encoder hidden widths; the decoder gets them reversed.
         latents: shorthand: the latent width.
         activation: shorthand: the hidden activation of both towers.
+        conditions: a conditional VAE (CVAE) over this many classes (0: a plain VAE). The
+            class, one-hot (float32 (n, conditions)), is concatenated to the encoder's
+            input (flat trunks: to the x row; trunks on images: to the trunk's flat
+            output, before the mean/logvar heads) and to z, the decoder's input. Its
+            weights are the last `conditions` rows of the kernel that reads it. The
+            model's methods then take labels: `fit(x, y)`, `encode(x, y)`, `decode(z, y)`,
+            `sample(n, y=...)`.
 
     Raises:
         SpecError: a field is invalid or the two towers do not fit together (the message
@@ -360,12 +380,15 @@ class VAESpec(_Spec):
     Examples:
         >>> VAESpec(input_dim=784, hidden=(500,), latents=20).decoder.hidden
         (500,)
+        >>> VAESpec(input_dim=784, hidden=(500,), latents=20, conditions=10).to_dict()["conditions"]
+        10
     """
 
     kind: ClassVar[str] = "vae"
     encoder: EncoderSpec
     decoder: DecoderSpec
     beta: float = 1.0
+    conditions: int = 0
 
     def __init__(
         self,
@@ -377,6 +400,7 @@ class VAESpec(_Spec):
         hidden: Any = (),
         latents: int | None = None,
         activation: str = "relu",
+        conditions: int = 0,
     ) -> None:
         shorthand = input_dim is not None or latents is not None
         if shorthand and (encoder is not None or decoder is not None):
@@ -417,9 +441,30 @@ class VAESpec(_Spec):
         number = real(beta)
         if number is None or not 0 <= number < float("inf"):
             raise SpecError(f"VAESpec.beta must be a finite number >= 0. Received: beta={beta!r}")
+        classes = integer(conditions)
+        if classes is None or classes < 0:
+            raise SpecError("VAESpec.conditions must be an integer >= 0: the number of classes of a "
+                            f"conditional VAE (0: a plain VAE). Received: conditions={conditions!r:.100}")
+        if classes:  # the towers must take the one-hot columns (a decoder starting with Reshape(z) cannot)
+            try:
+                encoder.placed(conditions=classes)
+                body = decoder.placed(conditions=classes)
+            except SpecError as err:
+                raise SpecError(f"VAESpec.conditions={classes}: the towers cannot take the one-hot condition: "
+                                f"{err}") from None
+            if body[-1].output_shape != decoder.output_shape:
+                raise SpecError(f"VAESpec.conditions={classes}: with the condition joined to z the decoder "
+                                f"outputs {body[-1].output_shape}, not {decoder.output_shape}.")
         object.__setattr__(self, "encoder", encoder)
         object.__setattr__(self, "decoder", decoder)
         object.__setattr__(self, "beta", number)
+        object.__setattr__(self, "conditions", classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.conditions:  # a plain VAE's dict (and checkpoint) stays what it always was
+            del out["conditions"]
+        return out
 
     @property
     def input_dim(self) -> int:
@@ -443,16 +488,23 @@ class VAESpec(_Spec):
             >>> print(VAESpec(input_dim=4, hidden=(3,), latents=2).describe().splitlines()[1])
             encoder.layers.0     Dense(3, relu) (3,)             15
         """
-        rows = _rows(self.encoder.placed("encoder."))
-        width = rows[-1][2] if rows else (self.encoder.input_dim,)
+        c = self.conditions
+        rows = _rows(self.encoder.placed("encoder.", c))
+        width = rows[-1][2] if rows else (self.encoder.input_dim + c,)
+        if c and not self.encoder.flat_trunk:
+            width = (width[0] + c,)
         for head in ("mean", "logvar"):
             rows.append((f"encoder.{head}", f"Dense({self.latents})", (self.latents,),
                          (width[0] + 1) * self.latents))
-        rows += _rows(self.decoder.placed("decoder."))
+        rows += _rows(self.decoder.placed("decoder.", c))
         sigma = self.decoder.log_sigma_shape()
         if sigma is not None:
             rows.append(("decoder.log_sigma", "log sigma", sigma, math.prod(sigma)))
-        return _tower_rows(self, rows)
+        table = _tower_rows(self, rows)
+        if c:
+            where = "x" if self.encoder.flat_trunk else "the encoder trunk's output"
+            table += f"\nconditions: {c} classes, one-hot, concatenated to {where} and to z"
+        return table
 
 
 @dataclass(frozen=True, init=False)

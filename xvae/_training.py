@@ -449,7 +449,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                                        binarize=binarize, latents=latents)
                     logs["val_objective"] = evaluate_batches(model._program, idata, bs, float(betas[-1]))["loss"]
             if data is not None:
-                vectors = model._epoch_vectors(data.x, batch_size=bs)
+                vectors = model._epoch_vectors(data.x, data.y, batch_size=bs)
             else:
                 vectors = model._epoch_vectors(None, encoded=lambda: model._program.encode_resident(
                     handle, seed=_device_data.keyed_seed(model), epoch=epoch, draws=draws, batch_size=ENCODE_BATCH))

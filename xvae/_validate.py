@@ -16,7 +16,7 @@ from xvae import _memory
 from xvae._errors import ConfigError, DataError, XVAEError
 from xvae._numbers import integer, real
 
-__all__ = ["batch_size", "callbacks", "choice", "features", "flag", "fraction", "labels", "path_text",
+__all__ = ["batch_size", "callbacks", "choice", "conditions", "features", "flag", "fraction", "labels", "path_text",
            "positive_int", "seed"]
 
 
@@ -132,6 +132,47 @@ def labels(y: Any, n: int, outputs: int, name: str = "y") -> NDArray[Any]:
         raise DataError(f"{name} must hold integer class ids in 0..{outputs - 1} for outputs={outputs}. "
                         f"Received values in [{arr.min()}, {arr.max()}]: {fix}.")
     return arr.astype(np.int32)
+
+
+def conditions(y: Any, n: int, classes: int, name: str = "y") -> NDArray[np.float32]:
+    """A conditional VAE's class labels as the seam's one-hot float32 (n, classes).
+
+    Accepted: a 1-D array of n integer class ids in [0, classes) (integer dtype, or floats
+    holding whole numbers, as labels read from a CSV are); a single integer stands for n
+    copies of itself (`sample(16, y=3)`).
+
+    Raises:
+        DataError: not numeric, a bool array, not 1-D of length n (one-hot given? the
+            message says to pass argmax), NaN, a fraction, or an id outside [0, classes).
+    """
+    if integer(y) is not None:
+        y = np.full(n, integer(y), np.int64)
+    arr = _numeric(y, name, f"({n},) integer class ids")
+    if arr.dtype == bool:
+        raise DataError(f"{name} must hold integer class ids in 0..{classes - 1}, not booleans. "
+                        f"Received dtype bool: pass {name}.astype(int) if they are classes 0/1.")
+    if arr.ndim != 1 or arr.shape[0] != n:
+        hint = (f" One-hot labels? Pass {name}.argmax(axis=1)." if arr.ndim == 2 and arr.shape == (n, classes)
+                else "")
+        raise DataError(f"{name} must have shape ({n},): one integer class id per example "
+                        f"(conditions={classes}). Received shape {arr.shape}.{hint}")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise DataError(f"{name} contains NaN or infinite values: every example needs a class id in "
+                            f"0..{classes - 1}.")
+        fractional = arr[arr != np.round(arr)]
+        if fractional.size:
+            raise DataError(f"{name} must hold integer class ids in 0..{classes - 1} (conditions={classes}). "
+                            f"Received non-integer values such as {fractional[0].item()!r}.")
+    lo, hi = arr.min(), arr.max()
+    if lo < 0 or hi >= classes:
+        bad = arr[(arr < 0) | (arr >= classes)][0]
+        raise DataError(f"{name} must hold class ids in 0..{classes - 1} (the spec's conditions={classes}). "
+                        f"Received {bad.item()!r} (values in [{lo.item()!r}, {hi.item()!r}]): relabel them, "
+                        f"or build the VAESpec with conditions={max(int(hi) + 1, classes)}.")
+    out = np.zeros((n, classes), np.float32)
+    out[np.arange(n), arr.astype(np.int64)] = 1.0
+    return out
 
 
 def is_integer(value: Any) -> bool:

@@ -7,7 +7,10 @@ step of (weights, optimizer state, batch). A plugin subclasses `Backend` and `Pr
 Batch keys (host NumPy, one fixed batch shape per run; the last partial batch is padded):
     "x"     float32 (B, input_dim): flat rows, also for images (towers on images begin with
             an implicit Reshape, `xvae.naming.towers`)
-    "y"     classifier only: float32 (B,) 0/1 labels (outputs=1) or int32 (B,) class ids
+    "y"     classifier: float32 (B,) 0/1 labels (outputs=1) or int32 (B,) class ids;
+            conditional VAE (`VAESpec.conditions` = C > 0) only: float32 (B, C), the one-hot
+            class, concatenated to the encoder's input (or its trunk's output,
+            `xvae.naming.condition_site`) and to z; a plain VAE's batch has no "y"
     "noise" VAE only: float32 (B, latents), the reparameterisation eps: z = mean + exp(logvar/2)*eps
     "mask"  float32 (B,): 1.0 for real rows, 0.0 for padding
     "beta"  VAE only: float32 scalar, the KL weight (an input, so a schedule never recompiles)
@@ -17,8 +20,8 @@ Batch keys (host NumPy, one fixed batch shape per run; the last partial batch is
     "dropout" only while training a model with Dropout layers: float32 (B, units), the masks
             the core drew (0 or 1/(1-rate)) for every Dropout layer's columns
             (`xvae.layers.Placed.masks`); absent in evaluation, where Dropout is the identity
-Every other key is required (`BATCH_KEYS`, plus `TRAIN_KEYS` for train_step/train_steps; the
-core's loop always sends all of them): a backend calls `check_batch` first, so a missing key
+Every other key is required (`BATCH_KEYS`, plus `TRAIN_KEYS` for train_step/train_steps, plus
+"y" for a conditional VAE: `batch_keys`; the core's loop always sends all of them): a backend calls `check_batch` first, so a missing key
 is the same ConfigError in every backend.
 Metrics: the loss spec's `metrics` names ("loss", "reconstruction", "kl" / "loss",
 "accuracy"), each the masked mean over the batch: sum(mask * per_example) / sum(mask).
@@ -57,6 +60,10 @@ __all__ = [
     "BATCH_KEYS",
     "TRAIN_KEYS",
     "check_batch",
+    "batch_keys",
+    "function_inputs",
+    "conditions",
+    "CONDITIONED_FUNCTIONS",
     "RepeatCache",
     "broadcast",
     "DeviceDraws",
@@ -75,6 +82,8 @@ Metrics = Mapping[str, Any]
 #: logvar) / 2`` (the two log(2 pi) terms of p(z) and q(z|x) cancel and are left out; the
 #: noise enters q directly, (z - mean)^2 / var = noise^2, so no division by a tiny variance).
 #: `xvae.importance` draws the noise and reduces the weights (log-sum-exp, float64, host).
+#: A conditional VAE's encode, decode and log_weights also take "y", float32 (B, C) one-hot
+#: (`function_inputs`); in log_weights the decoder reads example b's y for all K samples.
 FUNCTIONS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "vae": {"encode": (("x",), ("mean", "logvar")), "decode": (("z",), ("logits",)),
             "log_weights": (("x", "noise"), ("log_weights",))},
@@ -90,10 +99,32 @@ BATCH_KEYS: dict[str, tuple[str, ...]] = {
 TRAIN_KEYS: tuple[str, ...] = ("lr",)
 
 
-def check_batch(batch: Batch, kind: str, train: bool = False) -> None:
+#: The inference functions that a conditional VAE's condition "y" enters.
+CONDITIONED_FUNCTIONS = ("encode", "decode", "log_weights")
+
+
+def conditions(spec: ModelSpec) -> int:
+    """The one-hot width C of a conditional VAE's "y" (`VAESpec.conditions`); 0 otherwise."""
+    return int(getattr(spec, "conditions", 0) or 0)
+
+
+def batch_keys(spec: ModelSpec, train: bool = False) -> tuple[str, ...]:
+    """The keys a batch of `spec` must hold: `BATCH_KEYS[spec.kind]`, "y" for a conditional
+    VAE, and `TRAIN_KEYS` if `train`."""
+    need = BATCH_KEYS[spec.kind] + (("y",) if conditions(spec) else ())
+    return need + (TRAIN_KEYS if train else ())
+
+
+def function_inputs(spec: ModelSpec, fn: str) -> tuple[str, ...]:
+    """The inputs of inference function `fn` (`FUNCTIONS`), "y" added for a conditional VAE."""
+    names = FUNCTIONS[spec.kind][fn][0]
+    return names + ("y",) if conditions(spec) and fn in CONDITIONED_FUNCTIONS else names
+
+
+def check_batch(batch: Batch, kind: str, train: bool = False, *, spec: ModelSpec | None = None) -> None:
     """Raise ConfigError naming every key of `BATCH_KEYS[kind]` (and, if `train`,
-    `TRAIN_KEYS`) that `batch` lacks."""
-    need = BATCH_KEYS[kind] + (TRAIN_KEYS if train else ())
+    `TRAIN_KEYS`; with `spec`, "y" of a conditional VAE: `batch_keys`) that `batch` lacks."""
+    need = batch_keys(spec, train) if spec is not None else BATCH_KEYS[kind] + (TRAIN_KEYS if train else ())
     missing = [key for key in need if key not in batch]
     if missing:
         what = f"A {kind} training batch" if train else f"A {kind} batch"

@@ -58,7 +58,7 @@ def check_k(k: Any) -> int:
 
 
 def log_likelihood(program: Any, x: NDArray[np.float32], *, k: int, seed: int, latents: int,
-                   batch_size: int) -> NDArray[np.float64]:
+                   batch_size: int, y: NDArray[np.float32] | None = None) -> NDArray[np.float64]:
     """IWAE_k per example, float64 (n,), in nats (see the module docstring).
 
     Args:
@@ -68,6 +68,7 @@ def log_likelihood(program: Any, x: NDArray[np.float32], *, k: int, seed: int, l
         seed: keys the noise (with each example's row index).
         latents: the spec's latent width.
         batch_size: (example, sample) pairs per backend call.
+        y: a conditional VAE's one-hot rows (n, conditions), or None.
     """
     n = len(x)
     chunk, rows = chunks(k, batch_size)
@@ -75,9 +76,10 @@ def log_likelihood(program: Any, x: NDArray[np.float32], *, k: int, seed: int, l
     out = np.empty(n, np.float64)
     for lo in range(0, n, rows):
         hi = min(lo + rows, n)
-        xb = x[lo:hi]
+        inputs = {"x": x[lo:hi]} if y is None else {"x": x[lo:hi], "y": y[lo:hi]}
         if hi - lo < rows:  # one compiled shape: pad the last call with zero rows
-            xb = np.concatenate([xb, np.zeros((rows - (hi - lo), x.shape[1]), np.float32)])
+            inputs = {name: np.concatenate([a, np.zeros((rows - (hi - lo), a.shape[1]), np.float32)])
+                      for name, a in inputs.items()}
         ids = np.arange(lo, hi, dtype=np.int64)
         peak = np.full(hi - lo, -np.inf)
         total = np.zeros(hi - lo)
@@ -85,7 +87,7 @@ def log_likelihood(program: Any, x: NDArray[np.float32], *, k: int, seed: int, l
             take = min(chunk, k - start)
             noise = np.zeros((rows, chunk, latents), np.float32)
             noise[: hi - lo, :take] = example_noise(seed, ids, start, take, latents)
-            lw = program.run("log_weights", x=xb, noise=noise)["log_weights"][: hi - lo, :take].astype(np.float64)
+            lw = program.run("log_weights", noise=noise, **inputs)["log_weights"][: hi - lo, :take].astype(np.float64)
             new_peak = np.maximum(peak, lw.max(axis=1))
             shift = np.where(np.isfinite(new_peak), new_peak, 0.0)
             total = total * np.exp(np.where(np.isfinite(peak), peak - shift, -np.inf)) + np.exp(lw - shift[:, None]).sum(axis=1)

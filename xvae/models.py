@@ -186,12 +186,13 @@ class Model:
         """The program evaluation runs on (a VAE training another objective overrides it)."""
         return self._program
 
-    def _epoch_vectors(self, x: NDArray[np.float32] | None,
+    def _epoch_vectors(self, x: NDArray[np.float32] | None, y: Any = None,
                        encoded: Callable[[], dict[str, NDArray[np.float32]]] | None = None,
                        batch_size: int | None = None) -> dict[str, Any]:
         """The per-epoch vectors of the history (`History.vectors`), from the epoch's data x
-        (`batch_size` rows per call: fit's, never more activations than a training step),
-        or (device-resident data) from `encoded()`: {"mean", "logvar"} of the epoch's data."""
+        (and the batch key "y" as the loop holds it; `batch_size` rows per call: fit's, never
+        more activations than a training step), or (device-resident data) from `encoded()`:
+        {"mean", "logvar"} of the epoch's data."""
         return {}
 
     def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32] | None:
@@ -219,22 +220,26 @@ class Model:
         """Values per row that the inference function `fn` returns (for the memory check)."""
         raise NotImplementedError
 
-    def _run(self, fn: str, key: str, arr: NDArray[np.float32], batch_size: int | None) -> dict[str, NDArray[np.float32]]:
-        """Run an inference function in fixed-size chunks (the tail padded: one compiled shape)."""
+    def _run(self, fn: str, key: str, arr: NDArray[np.float32], batch_size: int | None,
+             y: NDArray[np.float32] | None = None) -> dict[str, NDArray[np.float32]]:
+        """Run an inference function in fixed-size chunks (the tail padded: one compiled shape);
+        `y`: a conditional VAE's one-hot rows, chunked with `arr`."""
         bs = _validate.positive_int(batch_size, "batch_size") if batch_size is not None else INFERENCE_BATCH
         width = self._output_width(fn)
         _memory.require(len(arr) * width * OUTPUT_BYTES_PER_VALUE,
                         f"{fn} of {len(arr):,} rows ({width} output values each)",
                         "pass fewer rows per call (split the input and concatenate the results)")
+        inputs = {key: arr} if y is None else {key: arr, "y": y}
         if len(arr) <= bs:
-            return self._program.run(fn, **{key: arr})
+            return self._program.run(fn, **inputs)
         parts: list[dict[str, NDArray[np.float32]]] = []
         for lo in range(0, len(arr), bs):
-            chunk = arr[lo:lo + bs]
-            rows = len(chunk)
+            chunks = {name: a[lo:lo + bs] for name, a in inputs.items()}
+            rows = len(chunks[key])
             if rows < bs:
-                chunk = np.concatenate([chunk, np.zeros((bs - rows, arr.shape[1]), np.float32)])
-            parts.append({k: v[:rows] for k, v in self._program.run(fn, **{key: chunk}).items()})
+                chunks = {name: np.concatenate([c, np.zeros((bs - rows, c.shape[1]), np.float32)])
+                          for name, c in chunks.items()}
+            parts.append({k: v[:rows] for k, v in self._program.run(fn, **chunks).items()})
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     # -- weights -----------------------------------------------------------------------
@@ -475,14 +480,34 @@ class VAE(Model):
                               + (f" (at epoch {epoch})" if callable(beta) else ""))
         return np.full(steps, number, np.float32)
 
-    def _check_xy(self, x: Any, y: Any, name: str = "x") -> tuple[NDArray[np.float32], None]:
-        if y is not None:
+    def _check_xy(self, x: Any, y: Any, name: str = "x") -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+        if y is not None and not self.spec.conditions:  # type: ignore[union-attr]
             where = "drop the y argument" if name == "x" else "pass validation_data=x_val, not (x_val, y_val)"
-            raise ConfigError(f"A VAE trains and validates on x alone: {where} (labels are unused).")
+            raise ConfigError(f"A VAE trains and validates on x alone: {where} (labels are unused; a "
+                              "conditional VAE takes them: VAESpec(..., conditions=number of classes)).")
+        if y is None and self.spec.conditions and name != "x":  # type: ignore[union-attr]
+            raise ConfigError(f"This conditional VAE (conditions={self.spec.conditions}) validates on "  # type: ignore[union-attr]
+                              f"labelled data: pass {name}=(x_val, y_val).")
         # shape, finiteness, and the range the decoder's likelihood can score (Bernoulli: [0, 1])
-        return self._rows(x, name, likelihood=self.spec.decoder.likelihood), None  # type: ignore[union-attr]
+        xs = self._rows(x, name, likelihood=self.spec.decoder.likelihood)  # type: ignore[union-attr]
+        return xs, self._condition(y, len(xs), "y" if name == "x" else f"{name} y")
 
-    def fit(self, x: Any, y: None = None, *, epochs: int = 1, batch_size: int = 128,
+    def _condition(self, y: Any, n: int, name: str = "y") -> NDArray[np.float32] | None:
+        """A conditional VAE's labels (`name`) as one-hot float32 (n, conditions); None for a
+        plain VAE. ConfigError when a CVAE gets no labels or a plain VAE gets some."""
+        classes = self.spec.conditions  # type: ignore[union-attr]
+        if not classes:
+            if y is not None:
+                raise ConfigError(f"{name}= was given, but this VAE has no conditions (VAESpec.conditions=0): "
+                                  f"drop {name} (a conditional VAE is VAESpec(..., conditions=number of "
+                                  "classes)). If you meant batch_size or logits, pass them by keyword.")
+            return None
+        if y is None:
+            raise ConfigError(f"This conditional VAE (conditions={classes}) needs class labels: pass {name}= "
+                              f"(integer class ids in 0..{classes - 1}, one per row).")
+        return _validate.conditions(y, n, classes, name)
+
+    def fit(self, x: Any, y: Any = None, *, epochs: int = 1, batch_size: int = 128,
             optimizer: OptimizerSpec | None = None, seed: int | None = None, shuffle: bool = True,
             binarize: str | None = None, validation_data: Any = None, validation_split: float = 0.0,
             verbose: int | str = "auto", steps_per_call: int | str = 1,
@@ -500,11 +525,13 @@ class VAE(Model):
         id), so the same seed gives the same arrays in every backend, whatever the batch
         size or steps_per_call, and a resumed run continues them.
 
-        Everything after x is keyword-only: a VAE has no labels, and `fit(x, y)` says so.
+        Everything after x and y is keyword-only. A plain VAE has no labels, and `fit(x, y)`
+        says so; a conditional VAE (`VAESpec.conditions`) needs them: `fit(x, y=labels)`.
 
         Args:
             x: training inputs, shape (n, input_dim), values in [0, 1] (cast to float32).
-            y: must be None: there for the error that says "drop the y argument".
+            y: a conditional VAE's class ids, shape (n,), integers in [0, conditions) (one-hot
+                at the seam, permuted with x); None (required) for a plain VAE.
             epochs: epochs to train; with resume=True the total (Keras' initial_epoch).
             batch_size: rows per step; the last partial batch is padded and masked.
             optimizer: an `xvae.optim` spec; None keeps the current one (default Adam(1e-3)).
@@ -515,7 +542,8 @@ class VAE(Model):
                 draws of the coming epochs use it).
             shuffle: draw a new order every epoch.
             binarize: None, "static" (x > 0.5) or "dynamic" (Bernoulli(x) drawn per epoch).
-            validation_data: x_val; evaluated each epoch with fixed noise (keyed, seed 0):
+            validation_data: x_val (a conditional VAE: (x_val, y_val)); evaluated each epoch
+                with fixed noise (keyed, seed 0):
                 "val_loss" is its negative ELBO (beta = 1, what `evaluate` reports) and
                 "val_objective" the training objective, reconstruction + beta * kl.
             validation_split: a fraction in [0, 1): the last part of x (before shuffling,
@@ -586,7 +614,7 @@ class VAE(Model):
                 self._objective = previous  # nothing was compiled with it: keep the old objective
             raise
 
-    def evaluate(self, x: Any, y: None = None, *, seed: int = 0, n_samples: int = 1, batch_size: int = 1024,
+    def evaluate(self, x: Any, y: Any = None, *, seed: int = 0, n_samples: int = 1, batch_size: int = 1024,
                  binarize: str | None = None) -> dict[str, float]:
         """Negative ELBO per example in nats ("loss"), "reconstruction" and "kl".
 
@@ -598,7 +626,8 @@ class VAE(Model):
 
         Args:
             x: inputs, shape (n, input_dim), values in [0, 1].
-            y: must be None (a VAE has no labels); the rest is keyword-only.
+            y: a conditional VAE's class ids (n,) (`VAESpec.conditions`); None for a plain VAE.
+                The rest is keyword-only.
             seed: keys the noise (and dynamic binarization).
             n_samples: z draws per example to average over.
             batch_size: rows per evaluation step.
@@ -607,7 +636,7 @@ class VAE(Model):
         Returns:
             {"loss", "reconstruction", "kl"}: means over the examples, Python floats, nats.
         """
-        x = self._check_xy(x, y)[0]
+        x, cond = self._check_xy(x, y)
         _validate.choice(binarize, "binarize", (None, "static", "dynamic"))
         n_samples = _validate.positive_int(n_samples, "n_samples")
         bs = _validate.batch_size(batch_size, len(x))
@@ -616,13 +645,14 @@ class VAE(Model):
         program = self._inference_program()
         totals: dict[str, float] = {}
         for draw in range(n_samples):
-            data = _training.draw_epoch(x, None, seed=seed, epoch=draw, shuffle=False, binarize=binarize,
+            data = _training.draw_epoch(x, cond, seed=seed, epoch=draw, shuffle=False, binarize=binarize,
                                         latents=self._latents)
             for k, v in _training.evaluate_batches(program, data, bs, _training.ELBO_BETA).items():
                 totals[k] = totals.get(k, 0.0) + v / n_samples
         return totals
 
-    def log_likelihood(self, x: Any, k: int = 1000, seed: int = 0, batch_size: int | None = None) -> NDArray[np.float64]:
+    def log_likelihood(self, x: Any, k: int = 1000, seed: int = 0, batch_size: int | None = None, *,
+                       y: Any = None) -> NDArray[np.float64]:
         """Importance-weighted estimate of log p(x) per example (IWAE_k, Burda et al. 2016), nats.
 
         ``log (1/k) sum_i p(x, z_i) / q(z_i | x)`` with z_i drawn from the encoder: a lower
@@ -637,6 +667,7 @@ class VAE(Model):
             k: importance samples per example, an int >= 1.
             seed: keys the noise, with each example's row index.
             batch_size: (example, sample) pairs per backend call (default 1024): the memory knob.
+            y: a conditional VAE's class ids (n,): the estimate is then of log p(x | y).
 
         Returns:
             float64 array (n,): IWAE_k of each example, in nats (negative numbers for
@@ -653,23 +684,23 @@ class VAE(Model):
         if seed is None:
             raise ConfigError("log_likelihood needs an integer seed >= 0 (it keys the noise). Received: seed=None")
         bs = importance.IMPORTANCE_BATCH if batch_size is None else _validate.positive_int(batch_size, "batch_size")
-        rows = self._check_xy(x, None)[0]  # shape, finiteness and the likelihood's range
-        return importance.log_likelihood(self._program, rows, k=k, seed=seed, latents=self._latents, batch_size=bs)
+        rows, cond = self._check_xy(x, y)  # shape, finiteness and the likelihood's range; the labels
+        return importance.log_likelihood(self._program, rows, k=k, seed=seed, latents=self._latents, batch_size=bs,
+                                         y=cond)
 
-    def _epoch_vectors(self, x: NDArray[np.float32] | None,
+    def _epoch_vectors(self, x: NDArray[np.float32] | None, y: Any = None,
                        encoded: Callable[[], dict[str, NDArray[np.float32]]] | None = None,
                        batch_size: int | None = None) -> dict[str, Any]:
         if encoded is not None:  # the epoch's data live on the device: encoded there
             out = encoded()
-            mean, logvar = out["mean"], out["logvar"]
         else:
             # One encoder pass over the epoch's data (no decoder), in fit's batch size: the
             # default 1024-row chunks padded a short epoch's tail to 1024 rows and held the
             # activations of 1024 rows (issue 11: +12% peak memory of a conv VAE in JAX).
-            mean, logvar = self.encode(x, batch_size)
-        return {"kl_per_latent": kl_per_latent(mean, logvar).mean(axis=0)}
+            out = self._run("encode", "x", x, batch_size, y)
+        return {"kl_per_latent": kl_per_latent(out["mean"], out["logvar"]).mean(axis=0)}
 
-    def kl_per_latent(self, x: Any, batch_size: int | None = None) -> NDArray[np.float64]:
+    def kl_per_latent(self, x: Any, batch_size: int | None = None, *, y: Any = None) -> NDArray[np.float64]:
         """KL(q(z_d | x) || N(0, 1)) of each latent d, mean over the examples: float64 (latents,).
 
         Sums to `evaluate(x)["kl"]`. A collapsed latent has KL ~ 0; `fit` records this vector
@@ -678,11 +709,12 @@ class VAE(Model):
         Args:
             x: inputs, shape (n, input_dim).
             batch_size: rows per encoder call (default 1024).
+            y: a conditional VAE's class ids (n,).
         """
-        mean, logvar = self.encode(x, batch_size)
+        mean, logvar = self.encode(x, y, batch_size)
         return kl_per_latent(mean, logvar).mean(axis=0)
 
-    def latent_activity(self, x: Any, batch_size: int | None = None) -> NDArray[np.float64]:
+    def latent_activity(self, x: Any, batch_size: int | None = None, *, y: Any = None) -> NDArray[np.float64]:
         """Per latent, the variance over the examples of the posterior mean E_q[z_d | x]:
         Burda et al. (2016)'s activity statistic A_d = Cov_x(E_q[z_d]) (float64 (latents,)).
 
@@ -692,19 +724,21 @@ class VAE(Model):
         Args:
             x: inputs, shape (n, input_dim), n >= 2.
             batch_size: rows per encoder call (default 1024).
+            y: a conditional VAE's class ids (n,).
         """
-        mean = self.encode(x, batch_size)[0].astype(np.float64)
+        mean = self.encode(x, y, batch_size)[0].astype(np.float64)
         if len(mean) < 2:
             raise DataError(f"latent_activity needs at least 2 examples (a variance over x). Received: {len(mean)}")
         return np.var(mean, axis=0, ddof=0)
 
-    def active_units(self, x: Any, threshold: float = 0.01, batch_size: int | None = None) -> int:
+    def active_units(self, x: Any, threshold: float = 0.01, batch_size: int | None = None, *, y: Any = None) -> int:
         """How many latents are active: A_d > threshold (Burda et al. 2016 use 0.01).
 
         Args:
             x: inputs, shape (n, input_dim) (e.g. the test set).
             threshold: the activity above which a latent counts as used, a number > 0.
             batch_size: rows per encoder call (default 1024).
+            y: a conditional VAE's class ids (n,).
 
         Returns:
             The number of latents d with `latent_activity(x)[d] > threshold`.
@@ -716,23 +750,27 @@ class VAE(Model):
         """
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not threshold > 0:
             raise ConfigError(f"threshold must be a number > 0 (Burda et al. use 0.01). Received: threshold={threshold!r:.100}")
-        return int(np.sum(self.latent_activity(x, batch_size) > threshold))
+        return int(np.sum(self.latent_activity(x, batch_size, y=y) > threshold))
 
-    def encode(self, x: Any, batch_size: int | None = None) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-        """(mean, logvar) of q(z|x), each float32 (n, latents).
+    def encode(self, x: Any, y: Any = None, batch_size: int | None = None
+               ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(mean, logvar) of q(z|x) (of q(z|x, y) for a conditional VAE), each float32 (n, latents).
 
         Args:
             x: inputs, shape (n, input_dim).
+            y: a conditional VAE's class ids (n,) in [0, conditions); None for a plain VAE.
             batch_size: rows per call (default 1024); the tail is padded.
 
         Returns:
             (mean, logvar), each float32 of shape (n, latents).
         """
-        out = self._run("encode", "x", self._rows(x), batch_size)
+        rows = self._rows(x)
+        out = self._run("encode", "x", rows, batch_size, self._condition(y, len(rows)))
         return out["mean"], out["logvar"]
 
-    def decode(self, z: Any, logits: bool = False, batch_size: int | None = None) -> NDArray[np.float32]:
-        """The means of p(x|z), (n, output_dim); logits=True returns the decoder's raw outputs.
+    def decode(self, z: Any, y: Any = None, logits: bool = False, batch_size: int | None = None) -> NDArray[np.float32]:
+        """The means of p(x|z) (p(x|z, y) for a conditional VAE), (n, output_dim); logits=True
+        returns the decoder's raw outputs.
 
         The mean is the likelihood's: sigmoid(logits) (Bernoulli), the output itself
         (Gaussian), the continuous Bernoulli's mean. A decoder whose layers produce images
@@ -740,29 +778,34 @@ class VAE(Model):
 
         Args:
             z: latent codes, shape (n, latents).
+            y: a conditional VAE's class ids (n,) (or one int for all rows); None for a plain VAE.
             logits: return the decoder's logits instead of sigmoid(logits).
             batch_size: rows per call (default 1024).
 
         Returns:
             float32 array of shape (n, output_dim) (or (n, *output_shape)): means, or logits.
         """
-        out = self._run("decode", "z", _validate.features(z, self._latents, "z"), batch_size)["logits"]
+        codes = _validate.features(z, self._latents, "z")
+        out = self._run("decode", "z", codes, batch_size, self._condition(y, len(codes)))["logits"]
         return self._image(out if _validate.flag(logits, "logits") else self._mean(out))
 
-    def reconstruct(self, x: Any, batch_size: int | None = None) -> NDArray[np.float32]:
+    def reconstruct(self, x: Any, y: Any = None, batch_size: int | None = None) -> NDArray[np.float32]:
         """decode(encode(x).mean): the deterministic reconstruction, no sampling.
 
         Args:
             x: inputs, shape (n, input_dim).
+            y: a conditional VAE's class ids (n,); None for a plain VAE.
             batch_size: rows per call (default 1024).
 
         Returns:
             float32 means of p(x|z) of shape (n, input_dim) (images for an image decoder).
         """
-        mean = self.encode(x, batch_size)[0]  # internal: not re-validated, NaN weights give NaN out
-        return self._image(self._mean(self._run("decode", "z", mean, batch_size)["logits"]))
+        rows = self._rows(x)
+        cond = self._condition(y, len(rows))
+        mean = self._run("encode", "x", rows, batch_size, cond)["mean"]  # internal: NaN weights give NaN out
+        return self._image(self._mean(self._run("decode", "z", mean, batch_size, cond)["logits"]))
 
-    def sample(self, n: int, seed: int = 0, binary: bool = False) -> NDArray[np.float32]:
+    def sample(self, n: int, seed: int = 0, binary: bool = False, *, y: Any = None) -> NDArray[np.float32]:
         """Decode z ~ N(0, I): means of p(x|z) (n, output_dim), or 0/1 draws if binary.
 
         Args:
@@ -772,6 +815,8 @@ class VAE(Model):
                 uniforms the next output_dim elements: the same samples in every backend, and
                 sample i does not depend on n.
             binary: return 0.0/1.0 draws from the means instead of the means.
+            y: a conditional VAE's classes: n class ids, or one int for all n samples
+                (p(x | z, y)); None for a plain VAE.
 
         Returns:
             float32 array of shape (n, output_dim).
@@ -781,10 +826,12 @@ class VAE(Model):
         width = self.spec.input_dim  # type: ignore[union-attr]
         _memory.require(n * (4 * self._latents + width * (OUTPUT_BYTES_PER_VALUE + (8 if binary else 0))),
                         f"sample(n={n:,}) of {width} values each", "draw fewer samples per call, in a loop")
+        cond = self._condition(y, n)
         seed = _validate.seed(seed)
         seed = keyed.random_seed() if seed is None else seed
         ids = np.arange(n, dtype=np.int64)
-        probs = self.decode(keyed.normal(seed, 0, keyed.SAMPLE, ids, self._latents))
+        z = keyed.normal(seed, 0, keyed.SAMPLE, ids, self._latents)
+        probs = self._image(self._mean(self._run("decode", "z", z, None, cond)["logits"]))
         if binary and self.spec.decoder.likelihood == "gaussian":  # type: ignore[union-attr]
             raise ConfigError("sample(binary=True) draws 0/1 pixels from Bernoulli means; this decoder is "
                               "Gaussian. Use binary=False for its means.")

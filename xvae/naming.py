@@ -12,7 +12,7 @@ from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 from xvae.layers import Dense, Flatten, Placed, Reshape
 from xvae.layers.towers import dropout_layout
 
-__all__ = ["Placed", "towers", "dense_layers", "weight_shapes", "optimizer_slots", "slot_name", "STEP",
+__all__ = ["Placed", "towers", "condition_site", "dense_layers", "weight_shapes", "optimizer_slots", "slot_name", "STEP",
            "LOG_SIGMA"]
 
 #: Name of the optimizer's step counter in the canonical optimizer state.
@@ -32,6 +32,9 @@ def towers(spec: ModelSpec) -> dict[str, list[Placed]]:
     on images starts with an implicit `Reshape` named `<tower>.input`, and a decoder with
     image outputs ends with an implicit `Flatten` named `decoder.flat` (no weights either).
     Dropout layers carry their columns of the "dropout" batch array (`Placed.masks`).
+    A conditional VAE (`VAESpec.conditions` = C) places its towers on the widened inputs:
+    the encoder trunk on (input_dim + C,) or its heads on (trunk width + C,)
+    (`condition_site`), the decoder on (latents + C,).
 
     Args:
         spec: a `VAESpec` or `ClassifierSpec`.
@@ -47,17 +50,35 @@ def towers(spec: ModelSpec) -> dict[str, list[Placed]]:
     if isinstance(spec, ClassifierSpec):
         out = {"classify": _reshaped_input("", spec.input_shape, spec.layers, spec.placed())}
     elif isinstance(spec, VAESpec):
-        enc, dec = spec.encoder, spec.decoder
-        trunk = _reshaped_input("encoder.", enc.input_shape, enc.layers, enc.placed("encoder."))
-        width = trunk[-1].output_shape if trunk else (enc.input_dim,)
+        enc, dec, c = spec.encoder, spec.decoder, spec.conditions
+        trunk = _reshaped_input("encoder.", enc.input_shape, enc.layers, enc.placed("encoder.", c))
+        width = trunk[-1].output_shape if trunk else (enc.input_dim + c,)
+        if condition_site(spec) == "trunk":  # a CVAE on images: y joins the trunk's flat output
+            width = (width[0] + c,)
         heads = [Placed(f"encoder.{h}", Dense(enc.latents), width, (enc.latents,)) for h in ("mean", "logvar")]
-        body = dec.placed("decoder.")
+        body = dec.placed("decoder.", c)
         if len(body[-1].output_shape) > 1:
             body.append(Placed("decoder.flat", Flatten(), body[-1].output_shape, (dec.output_dim,)))
         out = {"encoder": trunk, "heads": heads, "decoder": body}
     else:
         raise TypeError(f"Not a model spec: {spec!r}")
     return dropout_layout(out)
+
+
+def condition_site(spec: ModelSpec) -> str | None:
+    """Where a conditional VAE's one-hot y joins the encoder: "input" (concatenated to the
+    flat x rows, before the trunk) or "trunk" (to the trunk's flat output, before the
+    mean/logvar heads: trunks on images). None without conditions. The decoder always
+    reads concat(z, y).
+
+    Examples:
+        >>> from xvae import VAESpec
+        >>> condition_site(VAESpec(input_dim=4, hidden=(3,), latents=2, conditions=5))
+        'input'
+    """
+    if not isinstance(spec, VAESpec) or not spec.conditions:
+        return None
+    return "input" if spec.encoder.flat_trunk else "trunk"
 
 
 def _reshaped_input(prefix: str, shape: tuple[int, ...], layers: object, placed: list[Placed]) -> list[Placed]:

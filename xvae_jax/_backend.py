@@ -47,6 +47,8 @@ from xvae.backend import (
     Weights,
     broadcast,
     check_batch,
+    conditions,
+    function_inputs,
 )
 from xvae.losses import IWAEBound, LossSpec, loss_for
 from xvae.optim import OptimizerSpec
@@ -111,6 +113,7 @@ class _Steps:
         #: the likelihood's ELBO: its "reconstruction" is the nll that log_weights needs
         self.elbo = _losses.loss_fn(loss_for(spec)) if spec.kind == "vae" else None
         self.iwae = isinstance(loss, IWAEBound)
+        self.conditioned = conditions(spec) > 0
         # optax keeps no state of its own: `Optimizer.restore` makes it from a params tree later
         self.opt = None if optimizer is None else _optim.build(optimizer, weights=None, device=None)
         scope = functools.partial(_scoped, PRECISIONS[precision])
@@ -152,11 +155,12 @@ class _Steps:
         return {name: value.reshape(-1, value.shape[-1]) for name, value in out.items()}
 
     def _objective(self, params: Any, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+        y = {"y": batch["y"]} if self.conditioned else {}  # a conditional VAE's one-hot condition
         if self.iwae:  # noise (B, k, latents): the decoder runs on B*k codes
-            out = self.model.apply({"params": params}, batch["x"], batch["noise"], method="importance")
+            out = self.model.apply({"params": params}, batch["x"], batch["noise"], method="importance", **y)
         else:
             out = self.model.apply({"params": params}, *(batch[k] for k in self.model.inputs),
-                                   dropout=batch.get("dropout"))
+                                   dropout=batch.get("dropout"), **y)
         metrics = _losses.masked_means(self.per_example(out, batch), batch["mask"])
         return metrics["loss"], metrics
 
@@ -180,7 +184,8 @@ class _Steps:
 
     def _run(self, fn: str, params: Any, **inputs: jax.Array) -> dict[str, jax.Array]:
         if fn == "log_weights":
-            out = self.model.apply({"params": params}, inputs["x"], inputs["noise"], method="importance")
+            out = self.model.apply({"params": params}, inputs["x"], inputs["noise"], inputs.get("y"),
+                                   method="importance")
             return {"log_weights": _losses.log_weights(self.elbo, out, inputs["x"], inputs["noise"])[0]}
         return self.model.apply({"params": params}, **inputs, method=fn)
 
@@ -243,7 +248,7 @@ class JaxProgram(Program):
         """Arrays in the step's dtypes (host arrays; mask, beta and lr cached on the device);
         `stacked`: every key has the leading K axis of train_steps (beta and lr may be
         scalars); `train`: the batch carries the step's "lr"."""
-        check_batch(batch, self.kind, train=train)
+        check_batch(batch, self.kind, train=train, spec=self.spec)
         x = np.asarray(batch["x"], np.float32)
         rows = x.shape[: 2 if stacked else 1]  # (K, B) or (B,)
         repeats = self._repeats  # the same mask, beta and lr every step: on the device once
@@ -256,6 +261,8 @@ class JaxProgram(Program):
             out["dropout"] = np.asarray(batch["dropout"], np.float32)
         if self.kind == "vae":
             out["noise"] = np.asarray(batch["noise"], np.float32)
+            if conditions(self.spec):
+                out["y"] = np.asarray(batch["y"], np.float32)
         else:
             out["y"] = np.asarray(batch["y"], self._label_dtype).reshape(rows)
         return out
@@ -265,7 +272,7 @@ class JaxProgram(Program):
         functions = FUNCTIONS[self.kind]
         if fn not in functions:
             raise ConfigError(f"Unknown function {fn!r} for a {self.kind}. Known: {', '.join(functions)}.")
-        names = functions[fn][0]
+        names = function_inputs(self.spec, fn)
         if set(inputs) != set(names):
             raise ConfigError(f"{fn}() takes {', '.join(names)}. Received: {', '.join(inputs) or 'nothing'}.")
         out = self._steps.run[fn](self._ready(), **{k: np.asarray(v, np.float32) for k, v in inputs.items()})

@@ -170,6 +170,11 @@ def _build(placed: Sequence[L.Placed]) -> tuple[Any, ...]:
     return tuple(LAYERS[type(p.layer)](p) for p in placed)
 
 
+def _joined(a: Array, y: Array | None) -> Array:
+    """concat(a, y) on the last axis: a conditional VAE's one-hot y joins x, h or z."""
+    return a if y is None else jnp.concatenate([a, y.astype(a.dtype)], axis=-1)
+
+
 def _sequential(placed: Sequence[L.Placed], built: Sequence[Any], x: Array, dropout: Array | None) -> Array:
     for p, layer in zip(placed, built):
         if p.masks is not None:
@@ -191,6 +196,8 @@ class VAE(nn.Module):
     decoder: tuple[Any, ...]
     #: log sigma of a Gaussian decoder: a learned weight's shape, or a fixed float.
     log_sigma: Any = None
+    #: where a conditional VAE's one-hot y joins the encoder (`naming.condition_site`): "input", "trunk", None
+    site: str | None = None
     #: Batch keys `__call__` takes, in order.
     inputs: ClassVar[tuple[str, ...]] = ("x", "noise")
 
@@ -201,12 +208,14 @@ class VAE(nn.Module):
         if isinstance(self.log_sigma, tuple):
             self.scale = LogSigma(self.log_sigma, name="decoder")
 
-    def encode(self, x: Array, dropout: Array | None = None) -> dict[str, Array]:
-        h = _sequential(self.encoder, self.trunk, x, dropout)
+    def encode(self, x: Array, y: Array | None = None, dropout: Array | None = None) -> dict[str, Array]:
+        h = _sequential(self.encoder, self.trunk, _joined(x, y) if self.site == "input" else x, dropout)
+        if self.site == "trunk":
+            h = _joined(h, y)
         return {"mean": self.mean(h), "logvar": self.logvar(h)}
 
-    def decode(self, z: Array, dropout: Array | None = None) -> dict[str, Array]:
-        return {"logits": _sequential(self.decoder, self.body, z, dropout)}
+    def decode(self, z: Array, y: Array | None = None, dropout: Array | None = None) -> dict[str, Array]:
+        return {"logits": _sequential(self.decoder, self.body, _joined(z, y), dropout)}
 
     def _with_log_sigma(self, out: dict[str, Array]) -> dict[str, Array]:
         if isinstance(self.log_sigma, tuple):
@@ -215,17 +224,20 @@ class VAE(nn.Module):
             out["log_sigma"] = jnp.float32(math.log(self.log_sigma))
         return out
 
-    def __call__(self, x: Array, noise: Array, dropout: Array | None = None) -> dict[str, Array]:
-        q = self.encode(x, dropout)
+    def __call__(self, x: Array, noise: Array, y: Array | None = None, dropout: Array | None = None
+                 ) -> dict[str, Array]:
+        q = self.encode(x, y, dropout)
         z = q["mean"] + jnp.exp(0.5 * q["logvar"]) * noise  # the reparameterisation trick
-        return self._with_log_sigma({**self.decode(z, dropout), **q})
+        return self._with_log_sigma({**self.decode(z, y, dropout), **q})
 
-    def importance(self, x: Array, noise: Array) -> dict[str, Array]:
-        """x (B, d), noise (B, K, latents) -> q's "mean"/"logvar" (B, latents), "z" (B, K,
-        latents) and the decoder's outputs for the B*K codes (example-major rows)."""
-        q = self.encode(x)
+    def importance(self, x: Array, noise: Array, y: Array | None = None) -> dict[str, Array]:
+        """x (B, d), noise (B, K, latents) (a CVAE's y (B, C)) -> q's "mean"/"logvar" (B,
+        latents), "z" (B, K, latents) and the decoder's outputs for the B*K codes
+        (example-major rows; example b's y with each of its K codes)."""
+        q = self.encode(x, y)
         z = q["mean"][:, None, :] + jnp.exp(0.5 * q["logvar"])[:, None, :] * noise
-        out = self.decode(jnp.reshape(z, (-1, z.shape[-1])))
+        rows_y = None if y is None else jnp.repeat(y, noise.shape[1], axis=0)
+        out = self.decode(jnp.reshape(z, (-1, z.shape[-1])), rows_y)
         return self._with_log_sigma({**out, **q, "z": z})
 
 
@@ -252,7 +264,8 @@ def build(spec: ModelSpec, device: Any = None) -> VAE | Classifier:
     if isinstance(spec, VAESpec):
         dec = spec.decoder
         log_sigma = dec.log_sigma_shape() or (dec.sigma if dec.likelihood == "gaussian" else None)
-        return VAE(tuple(towers["encoder"]), tuple(towers["heads"]), tuple(towers["decoder"]), log_sigma)
+        return VAE(tuple(towers["encoder"]), tuple(towers["heads"]), tuple(towers["decoder"]), log_sigma,
+                   naming.condition_site(spec))
     if isinstance(spec, ClassifierSpec):
         return Classifier(tuple(towers["classify"]))
     raise NotImplementedError(f"{type(spec).__name__} is not implemented by the jax backend")

@@ -47,6 +47,8 @@ from xvae.backend import (
     Weights,
     broadcast,
     check_batch,
+    conditions,
+    function_inputs,
 )
 from xvae.losses import ELBO_SPECS, LossSpec
 from xvae.naming import weight_shapes
@@ -246,8 +248,8 @@ class TFProgram(Program):
         x = _resident.binarized(tf.gather(data["x"], rows), rows, seed, epoch, draws)
         return self.model.encode(x)
 
-    def _log_weights(self, x: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
-        return _losses.log_weights(self.model, self._nll, x, noise)[0]  # type: ignore[arg-type]
+    def _log_weights(self, x: tf.Tensor, noise: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
+        return _losses.log_weights(self.model, self._nll, x, noise, 1.0, y)[0]  # type: ignore[arg-type]
 
     def _apply_fn(self, grads: list[tf.Tensor], lr: tf.Tensor) -> None:
         self._optimizer.apply(self._vars, grads, lr)  # type: ignore[union-attr]
@@ -258,7 +260,7 @@ class TFProgram(Program):
         so a step traces once per shape). stacked: every key has a leading K axis, except
         "beta" and "lr", which may be scalars (broadcast to (K,)) or have shape (K,).
         train: the batch carries the step's "lr" (a tensor input: a new rate never retraces)."""
-        check_batch(batch, self.kind, train=train)
+        check_batch(batch, self.kind, train=train, spec=self.spec)
         x = np.ascontiguousarray(batch["x"], np.float32)
         lead = x.shape[:-1]  # (B,) or (K, B)
         out = {"x": x, "mask": broadcast(batch["mask"], lead)}
@@ -269,6 +271,8 @@ class TFProgram(Program):
             out["dropout"] = np.ascontiguousarray(batch["dropout"], np.float32)
         if self.kind == "vae":
             out["noise"] = np.ascontiguousarray(batch["noise"], np.float32)
+            if conditions(self.spec):  # a CVAE's one-hot condition
+                out["y"] = np.ascontiguousarray(batch["y"], np.float32)
         else:
             y = np.asarray(batch["y"])
             out["y"] = np.ascontiguousarray(y.reshape(lead), self._label_dtype)
@@ -299,7 +303,7 @@ class TFProgram(Program):
         functions = FUNCTIONS[self.kind]
         if fn not in functions:
             raise ConfigError(f"Unknown function {fn!r} for a {self.kind}. Known: {', '.join(functions)}.")
-        keys, outputs = functions[fn]
+        keys, outputs = function_inputs(self.spec, fn), functions[fn][1]
         missing = [key for key in keys if key not in inputs]
         if missing:
             raise ConfigError(f"{fn}() needs the input(s) {', '.join(map(repr, missing))}. Received: {sorted(inputs)}")

@@ -28,7 +28,7 @@ from xvae import layers as L
 from xvae._specs import ModelSpec, VAESpec
 from xvae.layers import Placed
 from xvae.layers.conv import conv_padding, transpose_padding
-from xvae.naming import LOG_SIGMA, towers
+from xvae.naming import LOG_SIGMA, condition_site, towers
 
 __all__ = ["ACTIVATIONS", "LAYERS", "VAE", "Classifier", "build"]
 
@@ -184,6 +184,11 @@ def _build(placed: Placed) -> _Layer:
     return builder(placed)
 
 
+def _joined(a: tf.Tensor, y: tf.Tensor | None) -> tf.Tensor:
+    """concat(a, y) on the last axis: a conditional VAE's one-hot y joins x, h or z."""
+    return a if y is None else tf.concat([a, tf.cast(y, a.dtype)], axis=-1)
+
+
 class Model(tf.Module):
     """Towers of layers in forward order, as `naming.towers(spec)` lists them.
 
@@ -200,6 +205,8 @@ class Model(tf.Module):
         }
         self.log_sigma: tf.Variable | None = None
         self.fixed_log_sigma = 0.0
+        #: where a conditional VAE's one-hot y joins the encoder (`naming.condition_site`)
+        self.site = condition_site(spec)
         if isinstance(spec, VAESpec) and spec.decoder.likelihood == "gaussian":
             shape = spec.decoder.log_sigma_shape()
             if shape is not None:
@@ -226,15 +233,18 @@ class Model(tf.Module):
             x = layer(x, dropout) if isinstance(layer, Dropout) else layer(x)
         return x
 
-    def encode(self, x: tf.Tensor, dropout: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-        """x (B, input_dim) -> (mean, logvar), each (B, latents)."""
-        h = self._tower("encoder", x, dropout)
+    def encode(self, x: tf.Tensor, y: tf.Tensor | None = None, dropout: tf.Tensor | None = None
+               ) -> tuple[tf.Tensor, tf.Tensor]:
+        """x (B, input_dim) (a CVAE's one-hot y (B, C)) -> (mean, logvar), each (B, latents)."""
+        h = self._tower("encoder", _joined(x, y) if self.site == "input" else x, dropout)
+        if self.site == "trunk":  # a CVAE on images: y joins the trunk's flat output
+            h = _joined(h, y)
         mean_head, logvar_head = self.towers["heads"]
         return mean_head(h), logvar_head(h)
 
-    def decode(self, z: tf.Tensor, dropout: tf.Tensor | None = None) -> tf.Tensor:
-        """z (B, latents) -> the decoder's outputs (logits, or a Gaussian mean) (B, output_dim)."""
-        return self._tower("decoder", z, dropout)
+    def decode(self, z: tf.Tensor, y: tf.Tensor | None = None, dropout: tf.Tensor | None = None) -> tf.Tensor:
+        """z (B, latents) (a CVAE: concat(z, y)) -> the decoder's outputs (logits, or a Gaussian mean) (B, output_dim)."""
+        return self._tower("decoder", _joined(z, y), dropout)
 
     def classify(self, x: tf.Tensor, dropout: tf.Tensor | None = None) -> tf.Tensor:
         """x (B, input_dim) -> logits (B, outputs)."""

@@ -37,6 +37,7 @@ from xvae.backend import (
     RepeatCache,
     Weights,
     check_batch,
+    function_inputs,
 )
 from xvae.losses import ELBO_SPECS, LossSpec
 from xvae.naming import weight_shapes
@@ -223,7 +224,7 @@ class TorchProgram(Program):
         functions = FUNCTIONS[self.kind]
         if fn not in functions:
             raise ConfigError(f"Unknown function {fn!r} for a {self.kind}. Known: {', '.join(functions)}.")
-        names, outputs = functions[fn]
+        names, outputs = function_inputs(self.spec, fn), functions[fn][1]
         missing = [n for n in names if n not in inputs]
         if missing:
             raise ConfigError(f"{fn}() needs the input(s) {', '.join(missing)}. Received: {', '.join(inputs)}")
@@ -231,7 +232,7 @@ class TorchProgram(Program):
         with tf32(self.allow_tf32), torch.inference_mode():
             if fn == "log_weights":
                 nll = _losses.NLL[ELBO_SPECS[self.spec.decoder.likelihood]]  # type: ignore[union-attr]
-                result = _losses.log_weights(self.model, nll, *args)[0]
+                result = _losses.log_weights(self.model, nll, args[0], args[1], 1.0, *args[2:])[0]
             else:
                 result = getattr(self.model, fn)(*args)
         if isinstance(result, torch.Tensor):
@@ -240,7 +241,7 @@ class TorchProgram(Program):
 
     # -- steps -------------------------------------------------------------------------
     def _batch(self, batch: Batch, train: bool = False) -> dict[str, torch.Tensor]:
-        check_batch(batch, self.kind, train=train)
+        check_batch(batch, self.kind, train=train, spec=self.spec)
         out = {}
         for name, value in batch.items():
             if name == "lr":  # stays on the host: torch.optim takes the rate as a Python float

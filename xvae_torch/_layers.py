@@ -29,7 +29,7 @@ from xvae import layers as L
 from xvae._specs import ClassifierSpec, ModelSpec, VAESpec
 from xvae.layers import Placed
 from xvae.layers.conv import conv_padding, transpose_padding
-from xvae.naming import LOG_SIGMA, towers
+from xvae.naming import LOG_SIGMA, condition_site, towers
 
 __all__ = ["ACTIVATIONS", "LAYERS", "VAE", "Classifier", "build"]
 
@@ -215,6 +215,11 @@ class Tower(nn.Module):
         return x
 
 
+def _joined(a: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """concat(a, y) on the last axis: a conditional VAE's one-hot y joins x, h or z."""
+    return a if y is None else torch.cat([a, y.to(a.dtype)], dim=-1)
+
+
 class _Model(nn.Module):
     #: canonical layer name -> its module (layers with weights only); see `_weights`.
     by_name: dict[str, Layer]
@@ -250,14 +255,22 @@ class VAE(_Model):
         shape = dec.log_sigma_shape()
         self.log_sigma = None if shape is None else _zeros(*shape, device=device)
         self.fixed_log_sigma = math.log(dec.sigma) if dec.likelihood == "gaussian" and shape is None else 0.0  # type: ignore[arg-type]
+        #: where a conditional VAE's one-hot y joins the encoder (`naming.condition_site`)
+        self.site = condition_site(spec)
 
-    def encode(self, x: torch.Tensor, dropout: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(x, dropout)
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None, dropout: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, input_dim) (a CVAE's one-hot y (B, C)) -> (mean, logvar), each (B, latents)."""
+        h = self.encoder(_joined(x, y) if self.site == "input" else x, dropout)
+        if self.site == "trunk":  # a CVAE on images: y joins the trunk's flat output
+            h = _joined(h, y)
         mean_layer, logvar_layer = self.heads.layers
         return mean_layer(h), logvar_layer(h)
 
-    def decode(self, z: torch.Tensor, dropout: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decoder(z, dropout)
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None, dropout: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """z (B, latents) (a CVAE: concat(z, y)) -> the decoder's outputs (B, output_dim)."""
+        return self.decoder(_joined(z, y), dropout)
 
     def decoder_log_sigma(self) -> torch.Tensor | float:
         """log sigma of a Gaussian decoder, broadcastable to flat (B, output_dim) rows."""
