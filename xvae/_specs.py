@@ -47,6 +47,15 @@ def _positive_int(owner: str, name: str, value: Any) -> int:
     return number
 
 
+def _conditions(owner: str, value: Any) -> int:
+    """A conditional VAE's number of classes: an int >= 0 (0: no condition)."""
+    number = integer(value)
+    if number is None or number < 0:
+        raise SpecError(f"{owner}.conditions must be an integer >= 0: the number of classes of a conditional "
+                        f"VAE (0: a plain VAE). Received: conditions={value!r:.100}")
+    return number
+
+
 def _hidden(owner: str, value: Any) -> tuple[int, ...]:
     if integer(value) is not None:
         value = (value,)
@@ -238,6 +247,7 @@ class EncoderSpec(_Spec):
         `conditions`: a conditional VAE's one-hot width; a flat trunk then reads
         (input_dim + conditions,) rows (`flat_trunk`).
         """
+        conditions = _conditions("EncoderSpec", conditions)
         shape = (self.input_dim + conditions,) if conditions and self.flat_trunk else self.input_shape
         return _placed("EncoderSpec", prefix, shape, self.hidden, self.activation, self.layers)
 
@@ -317,6 +327,7 @@ class DecoderSpec(_Spec):
     def placed(self, prefix: str = "", conditions: int = 0) -> list[Placed]:
         """The decoder's layers, the shorthand's `output` Dense included; `conditions`: a
         conditional VAE's one-hot width, joined to z: the first layer reads (latents + conditions,)."""
+        conditions = _conditions("DecoderSpec", conditions)
         body = _placed("DecoderSpec", prefix, (self.latents + conditions,), self.hidden, self.activation, self.layers)
         if self.layers is None:
             width = body[-1].output_shape if body else (self.latents + conditions,)
@@ -441,10 +452,7 @@ class VAESpec(_Spec):
         number = real(beta)
         if number is None or not 0 <= number < float("inf"):
             raise SpecError(f"VAESpec.beta must be a finite number >= 0. Received: beta={beta!r}")
-        classes = integer(conditions)
-        if classes is None or classes < 0:
-            raise SpecError("VAESpec.conditions must be an integer >= 0: the number of classes of a "
-                            f"conditional VAE (0: a plain VAE). Received: conditions={conditions!r:.100}")
+        classes = _conditions("VAESpec", conditions)
         if classes:  # the towers must take the one-hot columns (a decoder starting with Reshape(z) cannot)
             try:
                 encoder.placed(conditions=classes)

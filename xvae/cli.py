@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = add("sample", "decode samples from a VAE checkpoint into a PNG grid")
     sample.add_argument("checkpoint", help="a VAE checkpoint, or a folder of them (the latest)")
-    sample.add_argument("-n", type=_positive, default=64, help="how many samples (default 64)")
+    sample.add_argument("-n", type=_positive, default=64,
+                        help="how many samples (default 64); a conditional VAE: per class, one row per class")
     sample.add_argument("--seed", type=int, default=0, help="seeds z (and the binary draws); default 0")
     sample.add_argument("--binary", action="store_true", help="draw 0/1 pixels instead of showing the Bernoulli means")
     sample.add_argument("--backend", default=None, help="backend to decode with (default: the checkpoint's)")
@@ -390,8 +391,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if model.kind != "vae":
         raise xvae.ConfigError(f"{args.checkpoint} holds a {model.kind}; sampling needs a VAE checkpoint.")
     shape = model.metadata.get("dataset", {}).get("image_shape")
-    plots.image_grid(model.sample(args.n, seed=args.seed, binary=args.binary), out, title="samples",
-                     image_shape=tuple(shape) if shape else None)
+    if model.spec.conditions:  # a conditional VAE: one row of n samples per class
+        plots.class_samples(model, out, per_class=args.n, seed=args.seed, binary=args.binary,
+                            image_shape=tuple(shape) if shape else None)
+    else:
+        plots.image_grid(model.sample(args.n, seed=args.seed, binary=args.binary), out, title="samples",
+                         image_shape=tuple(shape) if shape else None)
     print(f"wrote {args.out}")
     return 0
 

@@ -26,7 +26,7 @@ from xvae._errors import ConfigError, DataError
 from xvae._numbers import integer
 from xvae.history import History
 
-__all__ = ["image_grid", "latent_scatter", "loss_curves", "manifold", "reconstructions", "save_all"]
+__all__ = ["class_samples", "image_grid", "latent_scatter", "loss_curves", "manifold", "reconstructions", "save_all"]
 
 PathLike = str | os.PathLike[str]
 
@@ -143,12 +143,39 @@ def image_grid(images: Any, path: PathLike | None = None, *, cols: int | None = 
     return _finish(fig, path)
 
 
+def class_samples(model: Any, path: PathLike | None = None, *, per_class: int = 8, seed: int = 0,
+                  binary: bool = False, image_shape: Sequence[int] | None = None) -> Any:
+    """Samples of a conditional VAE, one row per class: row c decodes `per_class` draws of
+    z ~ N(0, I) with y = c. Every row uses the same z's (`sample(per_class, seed, y=c)`),
+    so a column shows one latent code rendered as each class (the "style" the latents carry).
+
+    Examples:
+        >>> import numpy as np, xvae
+        >>> cvae = xvae.VAE(xvae.VAESpec(input_dim=16, hidden=(8,), latents=2, conditions=3), backend="numpy")
+        >>> len(class_samples(cvae, per_class=4).axes)
+        1
+    """
+    _model_kind(model, "vae", "class_samples")
+    classes = model.spec.conditions
+    if not classes:
+        raise ConfigError("class_samples needs a conditional VAE (VAESpec(..., conditions=number of classes)); "
+                          "this one has conditions=0: plot model.sample(n) with image_grid instead.")
+    if integer(per_class) is None or per_class < 1:
+        raise ConfigError(f"per_class must be a positive integer. Received: per_class={per_class!r:.100}")
+    per_class = integer(per_class)
+    rows = [model.sample(per_class, seed=seed, binary=binary, y=c) for c in range(classes)]
+    return image_grid(np.concatenate(rows), path, cols=per_class, image_shape=image_shape,
+                      title=f"samples per class (rows: y = 0..{classes - 1})")
+
+
 def reconstructions(model: Any, x: Any, path: PathLike | None = None, *, n: int = 10,
-                    image_shape: Sequence[int] | None = None) -> Any:
-    """The first `n` rows of x (top row) above their reconstructions decode(encode(x).mean)."""
+                    image_shape: Sequence[int] | None = None, labels: Any = None) -> Any:
+    """The first `n` rows of x (top row) above their reconstructions decode(encode(x).mean)
+    (a conditional VAE: with `labels`, the class ids of x)."""
     _model_kind(model, "vae", "reconstructions")
     x = np.asarray(x, np.float32)[:n]
-    pair = np.concatenate([x, model.reconstruct(x)])
+    extra = {} if labels is None else {"y": np.asarray(labels)[:n]}
+    pair = np.concatenate([x, model.reconstruct(x, **extra)])
     return image_grid(pair, path, cols=len(x), image_shape=image_shape, title="originals / reconstructions")
 
 
@@ -194,7 +221,9 @@ def save_all(model: Any, history: Any, x: Any, out_dir: PathLike, *, labels: Any
     """Every plot that fits the model into `out_dir`; returns the PNG paths written.
 
     All models: loss.png. VAEs: samples.png, reconstructions.png; with latents=2 also
-    latent.png (the first 2000 rows of x, coloured by `labels`) and manifold.png.
+    latent.png (the first 2000 rows of x, coloured by `labels`) and manifold.png. A
+    conditional VAE: samples.png is `class_samples`; reconstructions.png (with `labels`,
+    its conditions) only; no latent plots (its latents depend on the class).
     """
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
@@ -205,7 +234,11 @@ def save_all(model: Any, history: Any, x: Any, out_dir: PathLike, *, labels: Any
 
     written: list[str] = []
     loss_curves(history, file("loss.png"))
-    if model.kind == "vae":
+    if model.kind == "vae" and model.spec.conditions:
+        class_samples(model, file("samples.png"), seed=seed, image_shape=image_shape)
+        if labels is not None:
+            reconstructions(model, x, file("reconstructions.png"), image_shape=image_shape, labels=labels)
+    elif model.kind == "vae":
         image_grid(model.sample(64, seed=seed), file("samples.png"), image_shape=image_shape, title="samples")
         reconstructions(model, x, file("reconstructions.png"), image_shape=image_shape)
         if model.spec.latents == 2:

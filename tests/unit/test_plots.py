@@ -123,3 +123,29 @@ def test_plots_never_touch_pyplot(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
     check_png(tmp_path / "l.png")
+
+
+def test_class_samples_one_row_per_class(tmp_path):
+    """A conditional VAE's grid: row c holds sample(per_class, seed, y=c) (the same z's in every
+    row); `xvae sample` draws it for a CVAE checkpoint; save_all writes it as samples.png."""
+    from xvae.cli import main
+
+    cvae = xvae.VAE(xvae.VAESpec(input_dim=64, hidden=(16,), latents=2, conditions=3), backend="numpy", seed=0)
+    h = cvae.fit(X, LABELS % 3, epochs=2, batch_size=20, progress=False)
+    fig = plots.class_samples(cvae, tmp_path / "classes.png", per_class=5, seed=1)
+    canvas = fig.axes[0].get_images()[0].get_array()
+    assert canvas.shape == (3 * 9 + 1, 5 * 9 + 1)  # 3 rows (classes) x 5 columns of 8x8 images
+    for c in range(3):
+        want = cvae.sample(5, seed=1, y=c)
+        for j in range(5):
+            np.testing.assert_allclose(canvas[1 + c * 9:1 + c * 9 + 8, 1 + j * 9:1 + j * 9 + 8], want[j].reshape(8, 8))
+    check_png(tmp_path / "classes.png", (150, 150))
+    with pytest.raises(xvae.ConfigError, match="class_samples needs a conditional VAE"):
+        plots.class_samples(xvae.VAE(xvae.VAESpec(input_dim=64, latents=2), backend="numpy"))
+    with pytest.raises(xvae.ConfigError, match="per_class must be a positive integer"):
+        plots.class_samples(cvae, per_class=0)
+    written = plots.save_all(cvae, h, X, tmp_path / "out", labels=LABELS % 3, image_shape=(8, 8))
+    assert [Path(p).name for p in written] == ["loss.png", "samples.png", "reconstructions.png"]
+    cvae.save(tmp_path / "c.xvae")
+    assert main(["sample", str(tmp_path / "c.xvae"), "-n", "4", "--out", str(tmp_path / "cli.png")]) == 0
+    check_png(tmp_path / "cli.png", (150, 150))
