@@ -270,14 +270,17 @@ class ReferenceProgram(Program):
         eps = np.asarray(batch["noise"], self.dtype)
         n, k, latents = eps.shape
         y = self._y(batch)
-        h, enc_cache = self._trunk(x, y)
+        dropout = self._dropout(batch)  # one mask per example: the encoder's, and the decoder's for all k samples
+        h, enc_cache = self._trunk(x, y, dropout)
         mean_layer, logvar_layer = self.towers["heads"]
         mean, mean_cache = mean_layer.layer._forward(_params(mean_layer, self.weights), h, None)
         logvar, logvar_cache = logvar_layer.layer._forward(_params(logvar_layer, self.weights), h, None)
         std = np.exp(0.5 * logvar)
         z = mean[:, None, :] + std[:, None, :] * eps
         rows_y = None if y is None else np.repeat(y, k, axis=0)
-        out, dec_cache = _forward(self.towers["decoder"], self.weights, _joined(z.reshape(n * k, latents), rows_y))
+        rows_dropout = None if dropout is None else np.repeat(dropout, k, axis=0)
+        out, dec_cache = _forward(self.towers["decoder"], self.weights, _joined(z.reshape(n * k, latents), rows_y),
+                                  rows_dropout)
         rows_x = np.repeat(x, k, axis=0)
         nll = L.reconstruction_nll(self.spec.decoder.likelihood, out, rows_x,  # type: ignore[union-attr]
                                    self._log_sigma()).reshape(n, k)

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from xvae import _validate, distribute
 from xvae._errors import CheckpointError, SpecError, XVAEError
 from xvae._specs import spec_from_dict
+from xvae.losses import objective_from_dict, objective_to_dict
 from xvae.naming import STEP, optimizer_slots, weight_shapes
 from xvae.optim import STEP_DTYPE, optimizer_from_dict, step_count
 
@@ -228,6 +229,9 @@ def _save(model: Any, target: Path) -> Path:
         }
         if metadata:
             meta["metadata"] = metadata
+        objective = objective_to_dict(getattr(model, "_objective", None))
+        if objective is not None:  # the training objective (loss="iwae", k, free_bits): resume continues it
+            meta["objective"] = objective
         _write(tmp / META, json.dumps(meta, indent=1, sort_keys=True).encode())
         _crash_point("meta-written")
         _fsync_dir(tmp)
@@ -404,7 +408,16 @@ def _check_meta(meta: dict[str, Any], file: Path) -> dict[str, Any]:
     metadata = meta.get("metadata", {})
     if not isinstance(metadata, dict):
         raise bad("metadata", f"must be an object, found {type(metadata).__name__}")
-    return {"kind": kind, "spec": spec, "optimizer": optimizer, "seed": seed, "files": files, "metadata": metadata}
+    objective = None  # absent: the spec's ELBO (every checkpoint written before objectives were saved)
+    if meta.get("objective") is not None:
+        if kind != "vae":
+            raise bad("objective", f"belongs to a VAE, found one in a {kind} checkpoint")
+        try:
+            objective = objective_from_dict(spec, meta["objective"])
+        except (XVAEError, TypeError, ValueError) as err:
+            raise _fail(f"{file} holds an invalid training objective: {err}", file, "objective") from None
+    return {"kind": kind, "spec": spec, "optimizer": optimizer, "seed": seed, "files": files, "metadata": metadata,
+            "objective": objective}
 
 
 def seed_of_generator(generator: np.random.Generator) -> int:
@@ -569,6 +582,8 @@ def load(path: str | os.PathLike[str], backend: str | None = None, precision: st
         name = None  # the saving backend is not installed here: the first available one
     model = cls(meta["spec"], backend=name, seed=None, init=meta.get("init", "glorot_uniform"),
                 precision=precision if precision is not None else meta.get("precision", "highest"))
+    if meta.get("objective") is not None:  # compiled by _prepare_training, or at the next fit
+        model._objective = meta["objective"]
     if meta["optimizer"] is not None:
         model._prepare_training(meta["optimizer"])
     try:

@@ -32,6 +32,8 @@ __all__ = [
     "loss_for",
     "IWAEBound",
     "objective_for",
+    "objective_to_dict",
+    "objective_from_dict",
     "kl_per_latent",
     "ELBO_SPECS",
     "binary_cross_entropy",
@@ -212,6 +214,33 @@ def objective_for(spec: VAESpec, loss: str = "elbo", k: int = 1, free_bits: floa
         return IWAEBound(spec.decoder.likelihood, k)
     base = loss_for(spec)
     return dataclasses.replace(base, free_bits=float(free_bits)) if free_bits else base
+
+
+def objective_to_dict(objective: LossSpec | None) -> dict[str, Any] | None:
+    """A VAE's training objective as checkpoint JSON: {"loss": "iwae", "k": k} or {"loss":
+    "elbo", "free_bits": f}; None for the default (the plain ELBO, or a classifier's loss),
+    which checkpoints leave out (they always did).
+
+    Examples:
+        >>> objective_to_dict(IWAEBound("bernoulli", 5))
+        {'loss': 'iwae', 'k': 5}
+    """
+    if isinstance(objective, IWAEBound):
+        return {"loss": "iwae", "k": int(objective.k)}
+    free_bits = float(getattr(objective, "free_bits", 0.0) or 0.0)
+    return {"loss": "elbo", "free_bits": free_bits} if free_bits else None
+
+
+def objective_from_dict(spec: VAESpec, data: Any) -> LossSpec:
+    """The loss spec `objective_to_dict` wrote, for `spec` (its likelihood).
+
+    Raises:
+        ConfigError: not such a dict, or an invalid loss, k or free_bits (named).
+    """
+    if not isinstance(data, dict) or set(data) - {"loss", "k", "free_bits"}:
+        raise ConfigError(f'an objective is {{"loss": "elbo"|"iwae", "k": int, "free_bits": number}}. '
+                          f"Received: {data!r:.200}")
+    return objective_for(spec, data.get("loss"), data.get("k", 1), data.get("free_bits", 0.0))
 
 
 def kl_per_latent(mean: ArrayLike, logvar: ArrayLike) -> F64:

@@ -440,9 +440,6 @@ class VAE(Model):
         if name == "elbo" and k != 1:
             raise ConfigError(f'k is the number of importance samples of loss="iwae"; loss="elbo" takes '
                               f"one sample. Received: loss={name!r}, k={k}. Pass loss=\"iwae\".")
-        if name == "iwae" and self._dropout_towers is not None:
-            raise ConfigError('loss="iwae" does not support Dropout layers yet (their masks are drawn per '
-                              'example, the bound needs them per sample). Use loss="elbo".')
         if name == "iwae" and free_bits:
             raise ConfigError(f'free_bits applies to loss="elbo" (the KL term); the IWAE bound has no separate '
                               f"KL. Received: loss='iwae', free_bits={free_bits!r}.")
@@ -566,7 +563,9 @@ class VAE(Model):
             loss: the objective: "elbo" (the negative ELBO, analytic KL) or "iwae" (minus the
                 importance-weighted bound with `k` samples, `xvae.losses.IWAEBound`; noise
                 float32 (n, k, latents) per epoch); None keeps the current one (default "elbo").
-                Not saved in checkpoints: pass it again when resuming.
+                Saved in checkpoints (with k and free_bits): `load` + `fit(resume=True)`
+                continues it. With Dropout layers, each example's mask (drawn per example, as
+                for the ELBO) is shared by its k samples: the bound of one sub-network.
             k: importance samples per example for loss="iwae" (an int >= 1; default 1).
             free_bits: nats per latent (Kingma et al. 2016): the ELBO charges
                 sum_d max(KL_d, free_bits) per example instead of the KL, so a latent below the

@@ -157,7 +157,8 @@ class _Steps:
     def _objective(self, params: Any, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
         y = {"y": batch["y"]} if self.conditioned else {}  # a conditional VAE's one-hot condition
         if self.iwae:  # noise (B, k, latents): the decoder runs on B*k codes
-            out = self.model.apply({"params": params}, batch["x"], batch["noise"], method="importance", **y)
+            out = self.model.apply({"params": params}, batch["x"], batch["noise"], method="importance",
+                                   dropout=batch.get("dropout"), **y)
         else:
             out = self.model.apply({"params": params}, *(batch[k] for k in self.model.inputs),
                                    dropout=batch.get("dropout"), **y)

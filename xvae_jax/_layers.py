@@ -230,14 +230,17 @@ class VAE(nn.Module):
         z = q["mean"] + jnp.exp(0.5 * q["logvar"]) * noise  # the reparameterisation trick
         return self._with_log_sigma({**self.decode(z, y, dropout), **q})
 
-    def importance(self, x: Array, noise: Array, y: Array | None = None) -> dict[str, Array]:
+    def importance(self, x: Array, noise: Array, y: Array | None = None, dropout: Array | None = None
+                   ) -> dict[str, Array]:
         """x (B, d), noise (B, K, latents) (a CVAE's y (B, C)) -> q's "mean"/"logvar" (B,
         latents), "z" (B, K, latents) and the decoder's outputs for the B*K codes
-        (example-major rows; example b's y with each of its K codes)."""
-        q = self.encode(x, y)
+        (example-major rows; example b's y and dropout mask with each of its K codes)."""
+        q = self.encode(x, y, dropout)
         z = q["mean"][:, None, :] + jnp.exp(0.5 * q["logvar"])[:, None, :] * noise
-        rows_y = None if y is None else jnp.repeat(y, noise.shape[1], axis=0)
-        out = self.decode(jnp.reshape(z, (-1, z.shape[-1])), rows_y)
+        k = noise.shape[1]
+        rows_y = None if y is None else jnp.repeat(y, k, axis=0)
+        rows_dropout = None if dropout is None else jnp.repeat(dropout, k, axis=0)
+        out = self.decode(jnp.reshape(z, (-1, z.shape[-1])), rows_y, rows_dropout)
         return self._with_log_sigma({**out, **q, "z": z})
 
 

@@ -138,16 +138,17 @@ NLL: dict[type, Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]] = {
 
 
 def log_weights(model: Any, nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor], x: tf.Tensor,
-                noise: tf.Tensor, beta: Any = 1.0, y: tf.Tensor | None = None
+                noise: tf.Tensor, beta: Any = 1.0, y: tf.Tensor | None = None, dropout: tf.Tensor | None = None
                 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """(log w, nll, mean, logvar): log w = log p(x | z_k) + beta (log p(z_k) - log q(z_k | x)),
     (B, K) (beta = 1: `xvae.backend.FUNCTIONS["vae"]["log_weights"]`), nll = -log p(x | z_k);
     x (B, d), noise (B, K, latents) (a CVAE's y (B, C): example b's with each of its K codes);
-    the decoder runs once on the B*K codes."""
-    mean, logvar = model.encode(x, y)
+    the decoder runs once on the B*K codes (with example b's dropout mask for all K of them)."""
+    mean, logvar = model.encode(x, y, dropout)
     z = mean[:, None, :] + tf.exp(0.5 * logvar)[:, None, :] * noise
     b, k = tf.shape(noise)[0], tf.shape(noise)[1]
-    outputs = model.decode(tf.reshape(z, [b * k, -1]), None if y is None else tf.repeat(y, k, axis=0))
+    outputs = model.decode(tf.reshape(z, [b * k, -1]), None if y is None else tf.repeat(y, k, axis=0),
+                           None if dropout is None else tf.repeat(dropout, k, axis=0))
     recon = tf.reshape(tf.reduce_sum(nll(model, outputs, tf.repeat(x, k, axis=0)), axis=-1), [b, k])
     prior_minus_proposal = (-0.5 * tf.reduce_sum(tf.square(z) - tf.square(noise), axis=-1)
                             + 0.5 * tf.reduce_sum(logvar, axis=-1)[:, None])
@@ -157,7 +158,8 @@ def log_weights(model: Any, nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor
 def _iwae_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:
     def bound(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
         """`IWAEBound` per example: log k - logsumexp_i log w_i over noise (B, k, latents)."""
-        log_w, recon, mean, logvar = log_weights(model, nll, batch["x"], batch["noise"], batch["beta"], batch.get("y"))
+        log_w, recon, mean, logvar = log_weights(model, nll, batch["x"], batch["noise"], batch["beta"], batch.get("y"),
+                                                 batch.get("dropout"))
         k = tf.cast(tf.shape(log_w)[1], tf.float32)
         kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mean) - tf.exp(logvar), axis=-1)
         return {"loss": tf.math.log(k) - tf.reduce_logsumexp(log_w, axis=1),

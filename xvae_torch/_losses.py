@@ -147,15 +147,17 @@ NLL: dict[type[LossSpec], Callable[[Any, torch.Tensor, torch.Tensor], torch.Tens
 
 
 def log_weights(model: Any, nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
-                noise: torch.Tensor, beta: Any = 1.0, y: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                noise: torch.Tensor, beta: Any = 1.0, y: torch.Tensor | None = None,
+                dropout: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """(log w, nll, mean, logvar): log w = log p(x | z_k) + beta (log p(z_k) - log q(z_k | x)),
     (B, K) (beta = 1: `xvae.backend.FUNCTIONS["vae"]["log_weights"]`), nll = -log p(x | z_k);
     x (B, d), noise (B, K, latents) (a CVAE's y (B, C): example b's with each of its K codes);
-    the decoder runs once on the B*K codes."""
-    mean, logvar = model.encode(x, y)
+    the decoder runs once on the B*K codes (with example b's dropout mask for all K of them)."""
+    mean, logvar = model.encode(x, y, dropout)
     z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * noise
     b, k, latents = noise.shape
-    outputs = model.decode(z.reshape(b * k, latents), None if y is None else y.repeat_interleave(k, dim=0))
+    outputs = model.decode(z.reshape(b * k, latents), None if y is None else y.repeat_interleave(k, dim=0),
+                           None if dropout is None else dropout.repeat_interleave(k, dim=0))
     recon = nll(model, outputs, x.repeat_interleave(k, dim=0)).sum(dim=-1).reshape(b, k)
     prior_minus_proposal = -0.5 * (z * z - noise * noise).sum(dim=-1) + 0.5 * logvar.sum(dim=-1)[:, None]
     return -recon + beta * prior_minus_proposal, recon, mean, logvar
@@ -164,7 +166,8 @@ def log_weights(model: Any, nll: Callable[[Any, torch.Tensor, torch.Tensor], tor
 def _iwae_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]) -> LossFn:
     def bound(model: Any, batch: Tensors) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`IWAEBound`: log k - logsumexp_i log w_i per example, over noise (B, k, latents)."""
-        log_w, recon, mean, logvar = log_weights(model, nll, batch["x"], batch["noise"], batch["beta"], batch.get("y"))
+        log_w, recon, mean, logvar = log_weights(model, nll, batch["x"], batch["noise"], batch["beta"], batch.get("y"),
+                                                 batch.get("dropout"))
         kl = -0.5 * torch.sum(1.0 + logvar - mean * mean - torch.exp(logvar), dim=-1)
         loss = math.log(log_w.shape[1]) - torch.logsumexp(log_w, dim=1)
         metrics = masked_means(dict(loss=loss, reconstruction=recon.mean(dim=1), kl=kl), batch["mask"])

@@ -67,7 +67,9 @@ from cases import GRAD_RTOL, TRAJ_RTOL, rel_l2  # noqa: E402
 
 OBJECTIVE_CASES = {"mlp-z20-k5": ("mlp-z20", 5), "mlp-z20-k1": ("mlp-z20", 1), "conv-k3": ("bernoulli-conv", 3),
                    "gaussian-per-output-k4": ("gaussian-per-output", 4),
-                   "continuous_bernoulli-k4": ("continuous_bernoulli", 4)}
+                   "continuous_bernoulli-k4": ("continuous_bernoulli", 4),
+                   # dropout: each example's mask shared by its k samples (encoder and decoder)
+                   "dropout-vae-k3": ("dropout-vae", 3)}
 
 
 def _iwae_program(backend: str, spec: xvae.VAESpec, k: int, optimizer=None):
@@ -80,8 +82,13 @@ def _iwae_program(backend: str, spec: xvae.VAESpec, k: int, optimizer=None):
 def _iwae_batch(spec: xvae.VAESpec, k: int, rng: np.random.Generator, size: int = 12, pad: int = 3) -> dict:
     mask = np.ones(size, np.float32)
     mask[size - pad:] = 0.0
-    return {"x": _data(spec, size), "noise": rng.standard_normal((size, k, spec.latents), dtype=np.float32),
-            "mask": mask, "beta": np.float32(0.8)}
+    from xvae.layers.towers import draw_dropout
+    from xvae.naming import towers
+
+    batch = {"x": _data(spec, size), "noise": rng.standard_normal((size, k, spec.latents), dtype=np.float32),
+             "mask": mask, "beta": np.float32(0.8)}
+    masks = draw_dropout(rng, towers(spec), size)  # None without Dropout layers
+    return batch if masks is None else {**batch, "dropout": masks}
 
 
 @pytest.mark.parametrize("case", OBJECTIVE_CASES)
@@ -97,7 +104,7 @@ def test_iwae_loss_and_gradients_match_the_reference(backend: str, case: str) ->
         assert rel_l2(got_g[weight], g) <= GRAD_RTOL, (case, weight, rel_l2(got_g[weight], g))
 
 
-@pytest.mark.parametrize("case", ["mlp-z20-k5", "conv-k3"])
+@pytest.mark.parametrize("case", ["mlp-z20-k5", "conv-k3", "dropout-vae-k3"])
 def test_iwae_fit_trajectory_matches_the_reference(backend: str, case: str) -> None:
     """fit(loss="iwae") end to end: core-drawn (n, k, latents) noise, 2 epochs x 3 steps, fused
     and single steps; per-epoch losses within TRAJ_RTOL of the reference."""
