@@ -304,7 +304,8 @@ class Program(abc.ABC):
                 (x, noise -> log_weights) for a VAE, "classify" (x -> logits) for a
                 classifier (`FUNCTIONS`).
             **inputs: the function's inputs, float32 (n, width); "log_weights" takes noise
-                of shape (n, K, latents).
+                of shape (n, K, latents); a conditional VAE's functions also take "y",
+                float32 (n, conditions) one-hot (`function_inputs`).
 
         Returns:
             The outputs by name, float32 NumPy of shape (n, width) ((n, K) for log_weights).
