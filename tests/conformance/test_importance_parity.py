@@ -87,7 +87,7 @@ def _iwae_batch(spec: xvae.VAESpec, k: int, rng: np.random.Generator, size: int 
 
     batch = {"x": _data(spec, size), "noise": rng.standard_normal((size, k, spec.latents), dtype=np.float32),
              "mask": mask, "beta": np.float32(0.8)}
-    masks = draw_dropout(rng, towers(spec), size)  # None without Dropout layers
+    masks = draw_dropout(lambda units: rng.random((size, units), dtype=np.float32), towers(spec))  # None without Dropout
     return batch if masks is None else {**batch, "dropout": masks}
 
 

@@ -153,7 +153,8 @@ def _dropout_setup(k: int, seed: int = 0):
         encoder=xvae.EncoderSpec(input_shape=(6,), latents=2, layers=[L.Dense(5, "tanh"), L.Dropout(0.4)]),
         decoder=xvae.DecoderSpec(latents=2, output_shape=(6,), layers=[L.Dense(4, "tanh"), L.Dropout(0.3), L.Dense(6)]))
     w, batch = _setup(spec, k, seed)
-    batch["dropout"] = draw_dropout(np.random.default_rng(seed + 1), towers(spec), 4)
+    rng = np.random.default_rng(seed + 1)
+    batch["dropout"] = draw_dropout(lambda units: rng.random((4, units), dtype=np.float32), towers(spec))
     return spec, w, batch
 
 
