@@ -29,11 +29,17 @@ from xvae import _memory
 from xvae._errors import ConfigError
 from xvae.backend import DeviceDraws, Program
 
-__all__ = ["DEFAULT_FRACTION", "EPOCH", "PER_STEP_HOOKS", "check_callbacks", "steps_per_call",
+__all__ = ["DEFAULT_FRACTION", "AUTO", "EPOCH", "PER_STEP_HOOKS", "check_callbacks", "steps_per_call",
            "place", "calls", "run_epoch"]
 
-#: `fit(device_data=...)`'s default: the training set may take up to half of the device's free memory.
+#: `fit(device_data="auto")`, the default: on an accelerator (`Program.accelerator`) the training
+#: set may take up to this fraction of the device's free memory; on a CPU it streams from the
+#: host (0), because there the "device" is host memory: residency saves only the epoch's draw,
+#: and XLA runs conv steps inside a compiled loop 4-30x slower than one by one (issue 11's
+#: conv benchmark measured xvae at 0.21x a hand-written Flax step with resident data on a CPU).
 DEFAULT_FRACTION = 0.5
+#: `fit(device_data=AUTO)`: DEFAULT_FRACTION on an accelerator, 0 on a CPU.
+AUTO = "auto"
 #: `fit(steps_per_call=EPOCH)`: a whole epoch in one compiled call.
 EPOCH = "epoch"
 #: Hooks a callback would need called between steps; a one-call epoch has no such moment.
@@ -53,14 +59,18 @@ def steps_per_call(value: Any) -> int | str:
     return _validate.positive_int(value, "steps_per_call")
 
 
-def fraction(value: Any) -> float:
-    """fit's `device_data`: a number in [0, 1] (0: keep the data on the host)."""
+def fraction(value: Any) -> float | None:
+    """fit's `device_data`: a number in [0, 1] (0: keep the data on the host), or None for "auto"."""
     from xvae._numbers import real
 
+    if isinstance(value, str) and value == AUTO:
+        return None
     number = None if isinstance(value, bool) else real(value)
     if number is None or not 0.0 <= number <= 1.0:
         raise ConfigError("device_data must be a number in [0, 1]: the largest fraction of the device's free "
-                          "memory the training set may take to live there (0 streams it from the host). "
+                          "memory the training set may take to live there (0 streams it from the host), or "
+                          '"auto" (0.5 on an accelerator, 0 on a CPU). '
+
                           f"Received: device_data={value!r:.100}")
     return float(number)
 
@@ -108,12 +118,15 @@ def draws(binarize: str | None, noise: Any, dropout_towers: Any) -> DeviceDraws:
     return DeviceDraws(binarize=binarize == "dynamic", noise=shape, dropout=columns)
 
 
-def place(program: Program, x: NDArray[np.float32], y: NDArray[Any] | None, fraction: float) -> Any | None:
+def place(program: Program, x: NDArray[np.float32], y: NDArray[Any] | None, fraction: float | None) -> Any | None:
     """The program's handle of (x, y) on its device, or None (with one warning if too large).
 
     `fraction` of the device's free memory (`Program.device_memory`; host memory for a
-    CPU device, `xvae._memory.available_bytes`) bounds the bytes the data may take.
+    CPU device, `xvae._memory.available_bytes`) bounds the bytes the data may take;
+    None ("auto"): DEFAULT_FRACTION on an accelerator, else the host stream, silently.
     """
+    if fraction is None:
+        fraction = DEFAULT_FRACTION if program.accelerator() else 0.0
     if not fraction or type(program).place_data is Program.place_data:
         return None
     nbytes = x.nbytes + (0 if y is None else len(y) * 4)

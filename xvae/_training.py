@@ -290,7 +290,7 @@ def fit(model: "Model", x: Any, y: Any = None, *, epochs: int, batch_size: int, 
         seed: int | None, shuffle: bool, binarize: str | None, validation_data: Any,
         validation_split: float = 0.0, verbose: Any = "auto", progress: bool | None = None,
         steps_per_call: int | str, beta: float | Callable[[int], float] | Schedule | None,
-        callbacks: Sequence[Any], resume: bool, device_data: float = _device_data.DEFAULT_FRACTION) -> History:
+        callbacks: Sequence[Any], resume: bool, device_data: float | str = _device_data.AUTO) -> History:
     """The loop behind `Model.fit` (see there for the arguments)."""
     from xvae import _validate as v
 
@@ -380,7 +380,7 @@ class ModelState:
 def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: Any, *, epochs: int, bs: int,
            k: int | str, optimizer: Any, seed: int | None, shuffle: bool, binarize: str | None, level: int,
            beta: Any, callbacks: list[Any], resume: bool,
-           device_data: float = _device_data.DEFAULT_FRACTION) -> History:
+           device_data: float | None = None) -> History:
     """fit after validation: compiles, trains and calls the callbacks; may leave the model half-updated."""
     model._prepare_training(optimizer)
     if seed is not None:
@@ -473,13 +473,13 @@ class _Resident:
     if a callback's new optimizer brought a new program; None on the host path."""
 
     def __init__(self, x: NDArray[np.float32], y: NDArray[Any] | None, binarize: str | None,
-                 fraction: float) -> None:
+                 fraction: float | None) -> None:  # None: "auto" (`_device_data.place`)
         self.x, self.y, self.binarize, self.fraction = x, y, binarize, fraction
         self.program: Program | None = None
         self.handle: Any = None
 
     def on(self, program: Program) -> Any:
-        if not self.fraction:
+        if self.fraction is not None and not self.fraction:
             return None
         if program is not self.program:
             x = datasets.binarize(self.x, "static") if self.binarize == "static" else self.x

@@ -375,6 +375,11 @@ class Program(abc.ABC):
         """
 
     # -- device-resident data (optional; the base class keeps the data on the host) ---------
+    def accelerator(self) -> bool:
+        """Whether the program runs on an accelerator (a GPU or TPU), where `fit(device_data="auto")`
+        keeps the training set on the device; on a CPU it streams from the host."""
+        return False
+
     def device_memory(self) -> int | None:
         """Bytes the program's device can still allocate; None: host memory (`xvae._memory`).
 

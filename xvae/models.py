@@ -280,7 +280,7 @@ class Model:
              verbose: Any, progress: bool | None,
              steps_per_call: int | str, beta: Any, callbacks: Sequence[Any], checkpoint_dir: Any,
              checkpoint_every: int, keep: int, resume: bool, devices: Any = None,
-             device_data: float = _device_data.DEFAULT_FRACTION) -> History:
+             device_data: float | str = _device_data.AUTO) -> History:
         from xvae.callbacks import ModelCheckpoint
 
         if devices is not None:
@@ -513,7 +513,7 @@ class VAE(Model):
             resume: bool = False, progress: bool | None = None, loss: str | None = None,
             k: int | None = None, free_bits: float | None = None,
             devices: int | str | Sequence[str] | None = None,
-            device_data: float = _device_data.DEFAULT_FRACTION) -> History:
+            device_data: float | str = _device_data.AUTO) -> History:
         """Train on x (float32 (n, input_dim), values in [0, 1]).
 
         Epoch e's permutation (if `shuffle`), dynamic binarization (if
@@ -580,7 +580,9 @@ class VAE(Model):
                 a CPU) the training set may take to live on the device (docs: "Performance"):
                 then each compiled call receives only example ids and gathers and draws its
                 batches there (the same numbers to float32 rounding); a larger set is
-                streamed from the host with one warning; 0 always streams.
+                streamed from the host with one warning; 0 always streams. "auto" (the
+                default): 0.5 on an accelerator, 0 on a CPU (where residency saves little
+                and XLA's compiled loops over conv steps are slow).
 
         Returns:
             History with "loss" (the training objective, reconstruction + beta * kl),
@@ -869,7 +871,7 @@ class Classifier(Model):
             checkpoint_every: int = 1, keep: int = 3, resume: bool = False,
             progress: bool | None = None,
             devices: int | str | Sequence[str] | None = None,
-            device_data: float = _device_data.DEFAULT_FRACTION) -> History:
+            device_data: float | str = _device_data.AUTO) -> History:
         """Train on x (float32 (n, input_dim)) and y (0/1 labels for outputs=1, class ids otherwise).
 
         Arguments as in `VAE.fit`; validation_data is (x_val, y_val). History has "loss" and
@@ -901,7 +903,8 @@ class Classifier(Model):
                 Each global batch is the one-device batch, split over the devices by the
                 framework's own engine: the same numbers to float32 rounding.
             device_data: the largest fraction of the device's free memory the training set
-                may take to live on the device (see `VAE.fit`); 0 streams it from the host.
+                may take to live on the device (see `VAE.fit`); 0 streams it from the host;
+                "auto" (the default): 0.5 on an accelerator, 0 on a CPU.
 
         Returns:
             History with "loss", "accuracy" and "lr" (and "val_*") per epoch.

@@ -313,6 +313,9 @@ class JaxProgram(Program):
         return {k: np.asarray(v) for k, v in jax.device_get(dict(metrics)).items()}
 
     # -- device-resident data ----------------------------------------------------------
+    def accelerator(self) -> bool:
+        return self.device.platform != "cpu"
+
     def device_memory(self) -> int | None:
         stats = self.device.memory_stats() if self.device.platform != "cpu" else None
         if not stats or "bytes_limit" not in stats:

@@ -344,6 +344,9 @@ class TFProgram(Program):
         return {name: np.asarray(value) for name, value in metrics.items()}
 
     # -- device-resident data ----------------------------------------------------------
+    def accelerator(self) -> bool:
+        return "CPU" not in self.device.upper()
+
     def device_memory(self) -> int | None:
         # TensorFlow reports the memory it holds, not the device's free memory: the bound is
         # host memory (the base class's None), and a GPU that refuses the data raises

@@ -327,6 +327,9 @@ class TorchProgram(Program):
                 for name, m in metrics.items()}
 
     # -- device-resident data ----------------------------------------------------------
+    def accelerator(self) -> bool:
+        return self.device.type != "cpu"
+
     def device_memory(self) -> int | None:
         if self.device.type != "cuda":
             return None  # the CPU: host memory (xvae._memory)

@@ -81,6 +81,20 @@ def test_device_path_gives_the_host_trajectory(backend, case, resident_calls):
             np.testing.assert_allclose(got.vectors["kl_per_latent"], host.vectors["kl_per_latent"], rtol=TRAJ_RTOL)
 
 
+def test_auto_keeps_the_data_on_the_host_on_a_cpu_and_on_the_device_on_an_accelerator(backend, resident_calls):
+    """device_data="auto" (the default): the host loop on a CPU (there residency saves only the
+    epoch's draw, and XLA's compiled loops over conv steps are 4-30x slower), the resident
+    path on an accelerator; an explicit fraction opts a CPU device in."""
+    spec, kw = CASES["vae-dropout"]
+    model, _ = fit(backend, spec, epochs=1, **kw)
+    if model._program.accelerator():
+        assert resident_calls, "auto keeps the data on an accelerator"
+    else:
+        assert resident_calls == []
+        fit(backend, spec, epochs=1, device_data=0.5, **kw)
+        assert resident_calls, "an explicit device_data=0.5 keeps the data on the CPU device"
+
+
 @pytest.mark.parametrize("batch_size", [16, 35, 70])
 def test_batch_size_changes_nothing_but_rounding(backend, batch_size):
     """With lr = 0 the weights stay put, so an epoch's mean loss is the mean over examples of
@@ -90,7 +104,7 @@ def test_batch_size_changes_nothing_but_rounding(backend, batch_size):
     spec, kw = CASES["vae-dropout"]
     still = {"optimizer": xvae.optim.SGD(0.0), **kw}
     _, want = fit("numpy", spec, batch_size=16, **still)
-    _, got = fit(backend, spec, batch_size=batch_size, steps_per_call="epoch", **still)
+    _, got = fit(backend, spec, batch_size=batch_size, steps_per_call="epoch", device_data=0.5, **still)
     np.testing.assert_allclose(got.history["loss"], want.history["loss"], rtol=LOSS_RTOL)
     assert got.history["loss"][0] != pytest.approx(got.history["loss"][1], rel=1e-3)  # epochs draw anew
 
@@ -104,7 +118,7 @@ def test_too_large_for_the_device_streams_with_one_warning(backend, resident_cal
     monkeypatch.setattr(program, "device_memory", lambda self: 1000)  # bytes free: X needs 8960
     with pytest.warns(UserWarning, match=r"\(8.75 KiB\) is more than device_data=0.5 of the device's free memory "
                                          r"\(1000 bytes\): fit streams it from the host") as caught:
-        _, got = fit(backend, spec, epochs=3, steps_per_call="epoch", **kw)
+        _, got = fit(backend, spec, epochs=3, steps_per_call="epoch", device_data=0.5, **kw)
     assert len([w for w in caught if "streams it" in str(w.message)]) == 1
     assert resident_calls == []
     np.testing.assert_allclose(got.history["loss"], host.history["loss"], rtol=FUSED_RTOL)
@@ -120,7 +134,7 @@ def test_a_device_that_refuses_the_data_streams_with_one_warning(backend, reside
     monkeypatch.setattr(program, "place_data", refuse)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model, h = fit(backend, CASES["classifier-dropout"][0], epochs=2)
+        model, h = fit(backend, CASES["classifier-dropout"][0], epochs=2, device_data=0.5)
     refused = [w for w in caught if "The device refused the training set" in str(w.message)]
     assert len(refused) == 1 and "RESOURCE_EXHAUSTED" in str(refused[0].message)
     assert resident_calls == [] and model.epoch == 2 and np.all(np.isfinite(h.history["loss"]))

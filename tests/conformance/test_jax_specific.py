@@ -77,12 +77,12 @@ def test_one_compile_per_call_shape_on_resident_data():
     spec = _fresh_spec(12)
     x = np.random.default_rng(0).random((70, 12), dtype=np.float32)
     vae = xvae.VAE(spec, backend="jax", seed=0)
-    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic")
+    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic", device_data=0.5)
     prog = vae._program
     assert _resident_sizes(prog) == {"train": 1, "encode": 1}
-    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic", steps_per_call=2, seed=7)
+    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic", device_data=0.5, steps_per_call=2, seed=7)
     assert _resident_sizes(prog) == {"train": 2, "encode": 1}
-    vae.fit(x, epochs=1, batch_size=16, progress=False, binarize="dynamic", steps_per_call="epoch")
+    vae.fit(x, epochs=1, batch_size=16, progress=False, binarize="dynamic", device_data=0.5, steps_per_call="epoch")
     assert vae._program is prog and _resident_sizes(prog) == {"train": 3, "encode": 1}
     assert _cache_sizes(prog) == {"train": 0, "train_k": 0, "eval": 0}
 
@@ -105,8 +105,8 @@ def test_learning_rates_never_recompile():
     assert sizes["train"] == 1 and sizes["train_k"] == 1, sizes
     # the same on resident data: the rates are a per-step input of the epoch's calls
     vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=dataclasses.replace(sched, lr=1e-4),
-            steps_per_call="epoch")
-    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call="epoch")
+            steps_per_call="epoch", device_data=0.5)
+    vae.fit(x, epochs=1, batch_size=16, progress=False, optimizer=sched, steps_per_call="epoch", device_data=0.5)
     assert vae._program is prog and _resident_sizes(prog)["train"] == 1
     assert int(vae.get_optimizer_state()["opt.step"]) == vae.step == 30
 

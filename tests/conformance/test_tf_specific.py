@@ -126,13 +126,13 @@ def test_one_trace_per_call_shape_on_resident_data():
     spec = SPECS["vae-h1-z20"]
     x = np.random.default_rng(0).random((70, 32), dtype=np.float32)
     vae = xvae.VAE(spec, backend="tf", seed=0)
-    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic")
+    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic", device_data=0.5)
     prog = vae._program
     assert _resident_traces(prog) == {"train": 1, "encode": 1}
-    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic", steps_per_call=4, seed=3,
+    vae.fit(x, epochs=2, batch_size=16, progress=False, binarize="dynamic", device_data=0.5, steps_per_call=4, seed=3,
             optimizer=xvae.optim.Adam(3e-4))
     assert _resident_traces(prog) == {"train": 2, "encode": 1}
-    vae.fit(x, epochs=1, batch_size=16, progress=False, binarize="dynamic", steps_per_call="epoch")
+    vae.fit(x, epochs=1, batch_size=16, progress=False, binarize="dynamic", device_data=0.5, steps_per_call="epoch")
     assert vae._program is prog and _resident_traces(prog) == {"train": 2, "encode": 1}
     assert prog._train.experimental_get_tracing_count() == 0
     assert prog._train_many.experimental_get_tracing_count() == 0

@@ -114,3 +114,12 @@ def test_cli_steps_per_call_takes_epoch():
     for bad in ("0", "epochs", "-2", ""):
         with pytest.raises(argparse.ArgumentTypeError, match='positive integer or "epoch"'):
             _steps_per_call(bad)
+
+
+def test_auto_is_the_default_and_resolves_per_device():
+    """"auto" passes validation as None (resolved by `place`: 0.5 on an accelerator, 0 on a
+    CPU); the base Program is no accelerator, so the reference backend streams."""
+    assert _device_data.fraction("auto") is None and _device_data.fraction(0.25) == 0.25
+    assert xvae.backend.Program.accelerator(object()) is False  # the base class's answer
+    with pytest.raises(xvae.ConfigError, match='"auto"'):
+        _device_data.fraction("always")
