@@ -75,11 +75,6 @@ def fraction(value: Any) -> float | None:
     return float(number)
 
 
-def supports(draws: DeviceDraws) -> bool:
-    """Whether the device can draw what this fit needs: every draw is keyed (`xvae.keyed`), so yes."""
-    return True
-
-
 def keyed_seed(model: Any) -> int:
     """The seed of the model's keyed draws (`xvae.keyed`): `model.seed`."""
     return int(model.seed)
