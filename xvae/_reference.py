@@ -42,6 +42,15 @@ def _sigmoid(x: Array) -> Array:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def _vae_metrics(row_weights: Array, loss: Array, recon: Array, kl: Array, kl_d: Array) -> dict[str, Any]:
+    """A VAE step's metrics: the row-weighted sums (the masked means) of the per-example
+    values; "kl_per_latent" keeps its latents axis."""
+    metrics: dict[str, Any] = {name: float(np.sum(row_weights * v)) for name, v in
+                               (("loss", loss), ("reconstruction", recon), ("kl", kl))}
+    metrics["kl_per_latent"] = row_weights @ kl_d
+    return metrics
+
+
 def _params(placed: Placed, w: dict[str, Array]) -> dict[str, Array]:
     return {p: w[f"{placed.name}.{p}"] for p in placed.param_shapes()}
 
@@ -218,13 +227,13 @@ class ReferenceProgram(Program):
         log_sigma = self._log_sigma()
         recon = L.reconstruction_nll(likelihood, out, x, log_sigma)
         kl = L.kl_divergence(mean, logvar)
+        kl_d = L.kl_per_latent(mean, logvar)
         free_bits = getattr(self.loss, "free_bits", 0.0)
         # free bits: the loss charges max(KL_d, free_bits) per latent; no gradient below it
-        charged = (L.kl_per_latent(mean, logvar) > free_bits) if free_bits else np.ones_like(mean)
-        penalty = np.sum(np.maximum(L.kl_per_latent(mean, logvar), free_bits), axis=-1) if free_bits else kl
+        charged = (kl_d > free_bits) if free_bits else np.ones_like(mean)
+        penalty = np.sum(np.maximum(kl_d, free_bits), axis=-1) if free_bits else kl
         loss = recon + beta * penalty
-        metrics = {name: float(np.sum(wts * v)) for name, v in
-                   (("loss", loss), ("reconstruction", recon), ("kl", kl))}
+        metrics = _vae_metrics(wts, loss, recon, kl, kl_d)
         if not need_grads:
             return metrics, grads
         dout = self._nll_grads(out, x, wts, grads)
@@ -288,9 +297,8 @@ class ReferenceProgram(Program):
         peak = log_w.max(axis=1, keepdims=True)
         unnorm = np.exp(log_w - peak)
         loss = np.log(k) - (peak[:, 0] + np.log(unnorm.sum(axis=1)))
-        recon, kl = nll.mean(axis=1), L.kl_divergence(mean, logvar)
-        metrics = {name: float(np.sum(wts * v)) for name, v in
-                   (("loss", loss), ("reconstruction", recon), ("kl", kl))}
+        metrics = _vae_metrics(wts, loss, nll.mean(axis=1), L.kl_divergence(mean, logvar),
+                               L.kl_per_latent(mean, logvar))
         if not need_grads:
             return metrics, grads
         g = unnorm / unnorm.sum(axis=1, keepdims=True) * wts[:, None]  # (n, k): w~_i times the row weight

@@ -34,6 +34,7 @@ from xvae._errors import ConfigError, TrainingDivergedError
 from xvae._progress import Progress, resolve_verbose
 from xvae.backend import Batch, Program
 from xvae.history import History
+from xvae.losses import VECTOR_METRICS
 from xvae.schedules import Schedule
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ __all__ = ["EpochData", "draw_epoch", "batches", "run_epoch", "evaluate_batches"
 
 #: Calls between host syncs: metrics stay on the device in between, so steps queue up.
 SYNC_EVERY = 32
-#: Rows per chunk of the epoch's encoder pass on device-resident data (the history's vectors).
-ENCODE_BATCH = 1024
 #: The key of validation draws (noise, dynamic binarization): fixed, so every epoch's
 #: validation figures see the same noise (keyed: seed 0, epoch 0, ids = row indices).
 VALIDATION_SEED = 0
@@ -221,10 +220,12 @@ class _Accumulator:
                   for name, value in metrics.items()}
         host = self.program.to_numpy(merged)
         names = list(self.pending[0][0])
-        per_step = {n: np.concatenate([np.atleast_1d(host[f"{i}/{n}"]) for i in range(len(self.pending))])
+        # (steps, d) per name: d = 1 for a scalar metric, the vector's length otherwise
+        per_step = {n: np.concatenate([np.reshape(host[f"{i}/{n}"], (np.size(r), -1))
+                                       for i, (_, r) in enumerate(self.pending)]).astype(np.float64)
                     for n in names}
         rows = np.concatenate([np.atleast_1d(r) for _, r in self.pending]).astype(np.float64)
-        losses = per_step["loss"]
+        losses = per_step["loss"][:, 0]
         bad = np.flatnonzero(~np.isfinite(losses)) if self.check else np.empty(0, int)
         if bad.size:
             step = self.step + int(bad[0]) + 1
@@ -237,16 +238,20 @@ class _Accumulator:
                 step=step, epoch=self.epoch, last_finite_loss=self.last_finite)
         self.last_finite = float(losses[-1])
         for name, values in per_step.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(values.astype(np.float64) @ rows)
+            total = rows @ values
+            self.sums[name] = self.sums.get(name, 0.0) + (total if name in VECTOR_METRICS else float(total[0]))
         self.rows += float(rows.sum())
         self.step += len(rows)
         self.pending.clear()
         if self.on_means is not None:
-            self.on_means({name: total / self.rows for name, total in self.sums.items()})
+            self.on_means(self.means(vectors=False))
 
-    def means(self) -> dict[str, float]:
+    def means(self, vectors: bool = True) -> dict[str, Any]:
+        """The weighted means so far: floats, and (`vectors`) float64 arrays for the vector
+        metrics (`xvae.losses.VECTOR_METRICS`)."""
         self.flush()
-        return {name: total / self.rows for name, total in self.sums.items()}
+        return {name: total / self.rows for name, total in self.sums.items()
+                if vectors or name not in VECTOR_METRICS}
 
 
 def run_epoch(program: Program, data: EpochData, *, batch_size: int, steps_per_call: int,
@@ -279,7 +284,7 @@ def evaluate_batches(program: Program, data: EpochData, batch_size: int, beta: f
     acc = _Accumulator(program, 0, 0, check=False)
     for batch, rows in batches(data, batch_size, 1, beta):
         acc.add(program.eval_step(batch), rows)
-    return acc.means()
+    return acc.means(vectors=False)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -425,7 +430,6 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                     model._program, handle, order, batch_size=bs, k=k, lr=lrs, beta=betas,
                     seed=_device_data.keyed_seed(model), epoch=epoch, draws=draws, first_step=model.step,
                     last_finite=last_finite, **progress)
-                data = None
             else:
                 data = draw_epoch(x, y, seed=model.seed, epoch=epoch, shuffle=shuffle, binarize=binarize, latents=latents,
                                   scratch=scratch, dropout=model._dropout_towers)
@@ -450,11 +454,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
                     idata = draw_epoch(val[0], val[1], seed=VALIDATION_SEED, epoch=0, shuffle=False,
                                        binarize=binarize, latents=latents)
                     logs["val_objective"] = evaluate_batches(model._program, idata, bs, float(betas[-1]))["loss"]
-            if data is not None:
-                vectors = model._epoch_vectors(data.x, data.y, batch_size=bs)
-            else:
-                vectors = model._epoch_vectors(None, encoded=lambda: model._program.encode_resident(
-                    handle, seed=_device_data.keyed_seed(model), epoch=epoch, draws=draws, batch_size=ENCODE_BATCH))
+            vectors = {name: logs.pop(name) for name in VECTOR_METRICS & set(logs)}  # "kl_per_latent"
             history.append(epoch, logs, vectors)
             report.epoch_end(epoch, logs)
             for cb in callbacks:

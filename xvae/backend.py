@@ -23,8 +23,10 @@ Batch keys (host NumPy, one fixed batch shape per run; the last partial batch is
 Every other key is required (`BATCH_KEYS`, plus `TRAIN_KEYS` for train_step/train_steps, plus
 "y" for a conditional VAE: `batch_keys`; the core's loop always sends all of them): a backend calls `check_batch` first, so a missing key
 is the same ConfigError in every backend.
-Metrics: the loss spec's `metrics` names ("loss", "reconstruction", "kl" / "loss",
-"accuracy"), each the masked mean over the batch: sum(mask * per_example) / sum(mask).
+Metrics: the loss spec's `metrics` names ("loss", "reconstruction", "kl", "kl_per_latent" /
+"loss", "accuracy"), each the masked mean over the batch: sum(mask * per_example) / sum(mask);
+a scalar, except the vector metrics (`xvae.losses.VECTOR_METRICS`: "kl_per_latent", (latents,)),
+which keep their trailing axis after the step's.
 `train_steps` takes the same keys with a leading K axis (K steps in one compiled call) and
 returns metrics with a leading K axis; K steps fused give the numbers of K single steps
 ("beta" and "lr" may also stay scalars shared by the K steps).
@@ -393,7 +395,7 @@ class Program(abc.ABC):
 
         The base class returns None, so the numpy reference and third-party backends train
         through `train_step`/`train_steps` with host batches (the same numbers). A backend
-        that overrides it also implements `train_resident` (and `encode_resident` for a VAE),
+        that overrides it also implements `train_resident`,
         and raises MemoryError when the device refuses the memory: `fit` then streams the
         data with one warning (never an out-of-memory crash).
 
@@ -434,15 +436,6 @@ class Program(abc.ABC):
         """
         raise ConfigError(f"{type(self).__name__} keeps no data on its device (place_data returned None): "
                           "train with host batches (train_steps).")
-
-    def encode_resident(self, data: Any, *, seed: int, epoch: int, draws: DeviceDraws,
-                        batch_size: int) -> dict[str, NDArray[np.float32]]:
-        """A VAE's "encode" of every resident row, in id order, with the epoch's binarization.
-
-        What `fit` needs for the history's per-epoch vectors, without the epoch's data
-        crossing to the host and back. Returns {"mean", "logvar"}: float32 (n, latents).
-        """
-        raise ConfigError(f"{type(self).__name__} keeps no data on its device.")
 
     @abc.abstractmethod
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:

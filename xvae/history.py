@@ -35,8 +35,9 @@ class History:
     epoch: list[int] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     #: Small vectors per epoch, kept apart so `history` stays one float per epoch:
-    #: a VAE's "kl_per_latent" (the KL of each latent, mean over the epoch's training data
-    #: with the weights at the epoch's end; Keras has no equivalent).
+    #: a VAE's "kl_per_latent" (the KL of each latent: like "kl", the mean over the epoch's
+    #: training steps of their batches' values, so it sums to that epoch's "kl"; Keras has no
+    #: equivalent).
     vectors: dict[str, list[list[float]]] = field(default_factory=dict)
 
     def append(self, epoch: int, logs: dict[str, float], vectors: dict[str, Any] | None = None) -> None:

@@ -58,6 +58,9 @@ F64 = NDArray[np.float64]
 #: float64 temporaries per element a reference loss allocates (inputs, products, exp, result).
 _TEMPORARIES = 6
 
+#: The metrics that are vectors (a trailing axis after the batch's), not scalars.
+VECTOR_METRICS = frozenset({"kl_per_latent"})
+
 
 def _float64(where: str, **named: ArrayLike) -> list[F64]:
     """The arguments as float64 arrays that broadcast together, or a DataError naming the one that does not."""
@@ -77,6 +80,9 @@ def _float64(where: str, **named: ArrayLike) -> list[F64]:
 class LossSpec:
     """Base of the loss specs; `metrics` names what a step reports, "loss" first.
 
+    Every metric is a masked mean over the batch's rows: a scalar, except the names in
+    `VECTOR_METRICS`, which keep a trailing axis (a VAE's "kl_per_latent": (latents,)).
+
     A backend receives the spec's loss (`loss_for(spec)`) in `Backend.compile` and reports
     each name in `metrics` as the masked mean over the batch.
     """
@@ -88,12 +94,14 @@ class LossSpec:
 class BernoulliELBO(LossSpec):
     """Negative ELBO per example: sum_pixels BCE(logits, x) + beta * KL(q(z|x) || N(0, I)).
 
-    Metrics: "loss" (the negative ELBO, nats), "reconstruction" (the BCE sum), "kl".
+    Metrics: "loss" (the negative ELBO, nats), "reconstruction" (the BCE sum), "kl", and
+    "kl_per_latent" (the KL of each latent, (latents,): the posterior-collapse diagnostic
+    that `fit` records per epoch in `History.vectors`; it sums to "kl").
     `beta` is fed to the compiled step as an input, not baked in as a constant, so a KL
     warm-up schedule never recompiles.
     """
 
-    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl")
+    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl", "kl_per_latent")
     #: Free bits (Kingma et al. 2016), nats per latent: the loss charges
     #: sum_d max(KL_d, free_bits) per example instead of KL (0: the plain ELBO). "kl" stays the KL.
     free_bits: float = 0.0
@@ -108,7 +116,7 @@ class GaussianELBO(LossSpec):
     global value; "learned_per_output": one per output value).
     """
 
-    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl")
+    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl", "kl_per_latent")
     sigma: float | str = 1.0
     free_bits: float = 0.0  # as in BernoulliELBO
 
@@ -119,7 +127,7 @@ class ContinuousBernoulliELBO(LossSpec):
     Cunningham 2019): per pixel ``BCE(logits, x) - log C(logits)``, summed (see
     `continuous_bernoulli_log_norm` for the stable log-normaliser)."""
 
-    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl")
+    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl", "kl_per_latent")
     free_bits: float = 0.0  # as in BernoulliELBO
 
 
@@ -133,14 +141,15 @@ class IWAEBound(LossSpec):
     (B, k, latents). beta = 1 is the bound; k = 1 is the one-sample Monte Carlo ELBO (the KL
     estimated from the same sample, not the analytic KL of the ELBO specs: equal in
     expectation, not per draw). Metrics: "loss" (that value), "reconstruction" (the mean over
-    the k samples of -log p(x | z_i)), "kl" (the analytic KL of q, as a diagnostic).
+    the k samples of -log p(x | z_i)), "kl" and "kl_per_latent" (the analytic KL of q, as
+    diagnostics).
 
     Attributes:
         likelihood: the decoder's likelihood ("bernoulli", "gaussian", "continuous_bernoulli").
         k: samples per example, >= 1.
     """
 
-    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl")
+    metrics: ClassVar[tuple[str, ...]] = ("loss", "reconstruction", "kl", "kl_per_latent")
     likelihood: str = "bernoulli"
     k: int = 1
 

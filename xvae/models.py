@@ -186,15 +186,6 @@ class Model:
         """The program evaluation runs on (a VAE training another objective overrides it)."""
         return self._program
 
-    def _epoch_vectors(self, x: NDArray[np.float32] | None, y: Any = None,
-                       encoded: Callable[[], dict[str, NDArray[np.float32]]] | None = None,
-                       batch_size: int | None = None) -> dict[str, Any]:
-        """The per-epoch vectors of the history (`History.vectors`), from the epoch's data x
-        (and the batch key "y" as the loop holds it; `batch_size` rows per call: fit's, never
-        more activations than a training step), or (device-resident data) from `encoded()`:
-        {"mean", "logvar"} of the epoch's data."""
-        return {}
-
     def _betas(self, beta: Any, epoch: int, first_step: int, steps: int) -> NDArray[np.float32] | None:
         """The KL weight of each of an epoch's steps (float32 (steps,)); None without a KL term."""
         return None
@@ -586,7 +577,8 @@ class VAE(Model):
 
         Returns:
             History with "loss" (the training objective, reconstruction + beta * kl),
-            "reconstruction", "kl" and "lr" (the rate of the epoch's last step), and
+            "reconstruction", "kl" and "lr" (the rate of the epoch's last step) (and
+            `vectors["kl_per_latent"]`: the KL of each latent, summing to "kl"), and
             "val_loss" (the negative ELBO), "val_objective", "val_reconstruction",
             "val_kl" with validation_data, per epoch: means over the epoch's examples, nats.
 
@@ -689,23 +681,12 @@ class VAE(Model):
         return importance.log_likelihood(self._program, rows, k=k, seed=seed, latents=self._latents, batch_size=bs,
                                          y=cond)
 
-    def _epoch_vectors(self, x: NDArray[np.float32] | None, y: Any = None,
-                       encoded: Callable[[], dict[str, NDArray[np.float32]]] | None = None,
-                       batch_size: int | None = None) -> dict[str, Any]:
-        if encoded is not None:  # the epoch's data live on the device: encoded there
-            out = encoded()
-        else:
-            # One encoder pass over the epoch's data (no decoder), in fit's batch size: the
-            # default 1024-row chunks padded a short epoch's tail to 1024 rows and held the
-            # activations of 1024 rows (issue 11: +12% peak memory of a conv VAE in JAX).
-            out = self._run("encode", "x", x, batch_size, y)
-        return {"kl_per_latent": kl_per_latent(out["mean"], out["logvar"]).mean(axis=0)}
-
     def kl_per_latent(self, x: Any, batch_size: int | None = None, *, y: Any = None) -> NDArray[np.float64]:
         """KL(q(z_d | x) || N(0, 1)) of each latent d, mean over the examples: float64 (latents,).
 
-        Sums to `evaluate(x)["kl"]`. A collapsed latent has KL ~ 0; `fit` records this vector
-        per epoch in `History.vectors["kl_per_latent"]`.
+        Sums to `evaluate(x)["kl"]`. A collapsed latent has KL ~ 0; `fit` records its running
+        counterpart per epoch in `History.vectors["kl_per_latent"]` (the mean over the epoch's
+        training steps, as the history's "kl").
 
         Args:
             x: inputs, shape (n, input_dim).

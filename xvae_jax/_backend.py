@@ -126,15 +126,14 @@ class _Steps:
         self.train_k = compile_(scope(self._train_k), donate_argnums=0)
         self.apply = compile_(scope(self._apply), donate_argnums=0)
         self._compile, self._scope = compile_, scope
-        self._resident: dict[tuple[str, DeviceDraws], Callable[..., Any]] = {}
+        self._resident: dict[DeviceDraws, Callable[..., Any]] = {}
 
-    def resident(self, what: str, draws: DeviceDraws) -> Callable[..., Any]:
-        """The jitted resident-data function `what` ("train" or "encode") for these draws."""
-        fn = self._resident.get((what, draws))
+    def resident(self, draws: DeviceDraws) -> Callable[..., Any]:
+        """The jitted training scan on device-resident data, for these draws."""
+        fn = self._resident.get(draws)
         if fn is None:
-            body = self._train_resident if what == "train" else self._encode_resident
-            donate = {"donate_argnums": 0} if what == "train" else {}
-            fn = self._resident[what, draws] = self._compile(self._scope(functools.partial(body, draws)), **donate)
+            fn = self._resident[draws] = self._compile(self._scope(functools.partial(self._train_resident, draws)),
+                                                       donate_argnums=0)
         return fn
 
     def _train_resident(self, draws: DeviceDraws, state: State, data: Mapping[str, jax.Array],
@@ -144,15 +143,6 @@ class _Steps:
             return self._train(state, _resident.gather(data, call, seed, epoch, draws))
 
         return jax.lax.scan(step, state, calls)
-
-    def _encode_resident(self, draws: DeviceDraws, params: Any, data: Mapping[str, jax.Array],
-                         ids: jax.Array, seed: jax.Array, epoch: jax.Array) -> dict[str, jax.Array]:
-        def chunk(rows: jax.Array) -> dict[str, jax.Array]:
-            x = _resident.binarized(jnp.take(data["x"], rows, axis=0, mode="clip"), rows, seed, epoch, draws)
-            return self.model.apply({"params": params}, x, method="encode")  # {"mean", "logvar"}
-
-        out = jax.lax.map(chunk, ids)
-        return {name: value.reshape(-1, value.shape[-1]) for name, value in out.items()}
 
     def _objective(self, params: Any, batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
         y = {"y": batch["y"]} if self.conditioned else {}  # a conditional VAE's one-hot condition
@@ -344,18 +334,10 @@ class JaxProgram(Program):
                  "lr": np.asarray(lr, np.float32)}
         if beta is not None and self.kind == "vae":
             calls["beta"] = np.asarray(beta, np.float32)
-        state, metrics = steps.resident("train", draws)((self._params, self._opt_state), data, calls,
+        state, metrics = steps.resident(draws)((self._params, self._opt_state), data, calls,
                                                         _seed_words(seed), np.uint32(epoch))
         self._params, self._opt_state = state
         return metrics
-
-    def encode_resident(self, data: Any, *, seed: int, epoch: int, draws: DeviceDraws,
-                        batch_size: int) -> dict[str, NDArray[np.float32]]:
-        n = int(data["x"].shape[0])
-        chunks = -(-n // batch_size)
-        ids = np.minimum(np.arange(chunks * batch_size, dtype=np.int32), n - 1).reshape(chunks, batch_size)
-        out = self._steps.resident("encode", draws)(self._ready(), data, ids, _seed_words(seed), np.uint32(epoch))
-        return {k: np.array(v[:n], np.float32) for k, v in jax.device_get(out).items()}
 
 
 def _seed_words(seed: int) -> NDArray[np.uint32]:

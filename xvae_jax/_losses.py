@@ -39,7 +39,7 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "log_weights", "loss_fn",
+__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "kl_per_latent", "log_weights", "loss_fn",
            "masked_means"]
 
 Array = jax.Array
@@ -63,10 +63,16 @@ def _bce_jvp(primals: tuple[Array, Array], tangents: tuple[Array, Array]) -> tup
     return value, (jax.nn.sigmoid(logits) - labels) * d_logits - logits * d_labels
 
 
+def kl_per_latent(mean: Array, logvar: Array) -> Array:
+    """KL(N(mean, e^logvar) || N(0, 1)) of each latent (the last axis is kept)."""
+    return -0.5 * (1.0 + logvar - jnp.square(mean) - jnp.exp(logvar))
+
+
 def _elbo_one(logits: Array, x: Array, mean: Array, logvar: Array, beta: Array) -> dict[str, Array]:
     reconstruction = jnp.sum(sigmoid_binary_cross_entropy(logits, x))
     kl = -0.5 * jnp.sum(1.0 + logvar - jnp.square(mean) - jnp.exp(logvar))
-    return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
+    return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl,
+            "kl_per_latent": kl_per_latent(mean, logvar)}
 
 
 def bernoulli_elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
@@ -78,7 +84,8 @@ def bernoulli_elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict
 def _elbo_terms(reconstruction: Array, out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
     mean, logvar = out["mean"], out["logvar"]
     kl = -0.5 * jnp.sum(1.0 + logvar - jnp.square(mean) - jnp.exp(logvar), axis=-1)
-    return {"loss": reconstruction + batch["beta"] * kl, "reconstruction": reconstruction, "kl": kl}
+    return {"loss": reconstruction + batch["beta"] * kl, "reconstruction": reconstruction, "kl": kl,
+            "kl_per_latent": kl_per_latent(mean, logvar)}
 
 
 def gaussian_elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
@@ -147,7 +154,8 @@ def iwae_bound(per_example: PerExample) -> Callable[[Mapping[str, Array], Mappin
         mean, logvar = out["mean"], out["logvar"]
         kl = -0.5 * jnp.sum(1.0 + logvar - jnp.square(mean) - jnp.exp(logvar), axis=-1)
         loss = math.log(log_w.shape[1]) - jax.nn.logsumexp(log_w, axis=1)
-        return {"loss": loss, "reconstruction": jnp.mean(nll, axis=1), "kl": kl}
+        return {"loss": loss, "reconstruction": jnp.mean(nll, axis=1), "kl": kl,
+                "kl_per_latent": kl_per_latent(mean, logvar)}
 
     return bound
 
@@ -192,8 +200,7 @@ def with_free_bits(per_example: PerExample, free_bits: float) -> PerExample:
     def elbo(out: Mapping[str, Array], batch: Mapping[str, Array]) -> dict[str, Array]:
         metrics = per_example(out, batch)
         mean, logvar = out["mean"], out["logvar"]
-        kl_d = -0.5 * (1.0 + logvar - jnp.square(mean) - jnp.exp(logvar))
-        penalty = jnp.sum(jnp.maximum(kl_d, free_bits), axis=-1)
+        penalty = jnp.sum(jnp.maximum(kl_per_latent(mean, logvar), free_bits), axis=-1)
         return {**metrics, "loss": metrics["reconstruction"] + batch["beta"] * penalty}
 
     return elbo
@@ -225,6 +232,8 @@ def loss_fn(spec: LossSpec) -> PerExample:
 
 
 def masked_means(per_example: Mapping[str, Array], mask: Array) -> dict[str, Array]:
-    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows (a
+    vector metric, (B, d), keeps its d axis)."""
     rows = jnp.sum(mask)
-    return {name: jnp.sum(mask * value) / rows for name, value in per_example.items()}
+    return {name: (jnp.sum(mask * value) if value.ndim == 1 else mask @ value) / rows
+            for name, value in per_example.items()}

@@ -50,7 +50,7 @@ from xvae.backend import (
     conditions,
     function_inputs,
 )
-from xvae.losses import ELBO_SPECS, LossSpec
+from xvae.losses import ELBO_SPECS, VECTOR_METRICS, LossSpec
 from xvae.naming import weight_shapes
 from xvae.optim import OptimizerSpec
 from xvae_tf import _layers, _losses, _optim, _resident, _weights
@@ -189,7 +189,10 @@ class TFProgram(Program):
         self._run = {fn: compile_(self._log_weights if fn == "log_weights" else getattr(self.model, fn))
                      for fn in FUNCTIONS[self.kind]}
         self._compile = compile_
-        self._resident_fns: dict[tuple[str, DeviceDraws], Any] = {}
+        self._resident_fns: dict[DeviceDraws, Any] = {}
+        #: each metric's shape per step: () but a VAE's "kl_per_latent", (latents,)
+        self._metric_shapes = {n: (spec.encoder.latents,) if n in VECTOR_METRICS else ()  # type: ignore[union-attr]
+                               for n in self.metric_names}
         self._nll = _losses.NLL.get(ELBO_SPECS.get(spec.decoder.likelihood)) if self.kind == "vae" else None  # type: ignore[union-attr]
 
     # -- traced bodies -----------------------------------------------------------------
@@ -211,7 +214,7 @@ class TFProgram(Program):
     def _train_many_fn(self, batches: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         k = tf.shape(batches["x"])[0]
         names = self.metric_names
-        arrays = tuple(tf.TensorArray(tf.float32, size=k, element_shape=()) for _ in names)
+        arrays = tuple(tf.TensorArray(tf.float32, size=k, element_shape=self._metric_shapes[n]) for n in names)
 
         def body(i: tf.Tensor, arrays: tuple[tf.TensorArray, ...]) -> tuple[Any, ...]:
             metrics = self._train_fn({key: value[i] for key, value in batches.items()})
@@ -221,19 +224,18 @@ class TFProgram(Program):
                                   parallel_iterations=1)
         return {n: a.stack() for n, a in zip(names, arrays)}
 
-    def _resident_fn(self, what: str, draws: DeviceDraws) -> Any:
-        """The traced resident-data function `what` ("train" or "encode") for these draws."""
-        fn = self._resident_fns.get((what, draws))
+    def _resident_fn(self, draws: DeviceDraws) -> Any:
+        """The traced training loop on device-resident data, for these draws."""
+        fn = self._resident_fns.get(draws)
         if fn is None:
-            body = self._train_resident_fn if what == "train" else self._encode_resident_fn
-            fn = self._resident_fns[what, draws] = self._compile(functools.partial(body, draws))
+            fn = self._resident_fns[draws] = self._compile(functools.partial(self._train_resident_fn, draws))
         return fn
 
     def _train_resident_fn(self, draws: DeviceDraws, data: dict[str, tf.Tensor], calls: dict[str, tf.Tensor],
                            seed: tf.Tensor, epoch: tf.Tensor) -> dict[str, tf.Tensor]:
         k = tf.shape(calls["ids"])[0]
         names = self.metric_names
-        arrays = tuple(tf.TensorArray(tf.float32, size=k, element_shape=()) for _ in names)
+        arrays = tuple(tf.TensorArray(tf.float32, size=k, element_shape=self._metric_shapes[n]) for n in names)
 
         def body(i: tf.Tensor, arrays: tuple[tf.TensorArray, ...]) -> tuple[Any, ...]:
             call = {key: value[i] for key, value in calls.items()}
@@ -242,11 +244,6 @@ class TFProgram(Program):
 
         _, arrays = tf.while_loop(lambda i, _: i < k, body, (tf.constant(0), arrays), parallel_iterations=1)
         return {n: a.stack() for n, a in zip(names, arrays)}
-
-    def _encode_resident_fn(self, draws: DeviceDraws, data: dict[str, tf.Tensor], rows: tf.Tensor,
-                            seed: tf.Tensor, epoch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x = _resident.binarized(tf.gather(data["x"], rows), rows, seed, epoch, draws)
-        return self.model.encode(x)
 
     def _log_weights(self, x: tf.Tensor, noise: tf.Tensor, y: tf.Tensor | None = None) -> tf.Tensor:
         return _losses.log_weights(self.model, self._nll, x, noise, 1.0, y)[0]  # type: ignore[arg-type]
@@ -375,21 +372,8 @@ class TFProgram(Program):
         if beta is not None and self.kind == "vae":
             calls["beta"] = np.asarray(beta, np.float32)
         with tf.device(self.device):
-            return self._resident_fn("train", draws)(data, {k: tf.convert_to_tensor(v) for k, v in calls.items()},
+            return self._resident_fn(draws)(data, {k: tf.convert_to_tensor(v) for k, v in calls.items()},
                                                      tf.constant(keyed.seed_key(seed), tf.uint32), tf.constant(epoch, tf.uint32))
-
-    def encode_resident(self, data: Any, *, seed: int, epoch: int, draws: DeviceDraws,
-                        batch_size: int) -> dict[str, NDArray[np.float32]]:
-        n = int(data["x"].shape[0])
-        fn = self._resident_fn("encode", draws)
-        means, logvars = [], []
-        with tf.device(self.device):
-            for lo in range(0, n, batch_size):
-                rows = np.minimum(np.arange(lo, lo + batch_size, dtype=np.int32), n - 1)  # one traced shape
-                mean, logvar = fn(data, tf.constant(rows), tf.constant(keyed.seed_key(seed), tf.uint32), tf.constant(epoch, tf.uint32))
-                means.append(mean.numpy()[: n - lo])
-                logvars.append(logvar.numpy()[: n - lo])
-        return {"mean": np.concatenate(means), "logvar": np.concatenate(logvars)}
 
 
 class TFBackend(Backend):

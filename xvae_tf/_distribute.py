@@ -127,7 +127,9 @@ class DataParallelProgram(_backend.TFProgram):
             tape.watch(self._vars)
             per = self._loss(self.model, batch)
             mask = batch["mask"]
-            shares = {n: tf.reduce_sum(mask * per[n]) / batch[TOTAL] for n in self.metric_names}
+            # this replica's share of the global masked means (a vector metric keeps its axis)
+            shares = {n: (tf.reduce_sum(mask * per[n]) if per[n].shape.rank == 1
+                          else tf.linalg.matvec(per[n], mask, transpose_a=True)) / batch[TOTAL] for n in self.metric_names}
         return shares, tape.gradient(shares["loss"], self._vars)
 
     def _dp_train_fn(self, shards: Any, lr: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -36,7 +36,7 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "log_weights", "loss_fn",
+__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "kl_per_latent", "log_weights", "loss_fn",
            "masked_means"]
 
 PerExample = dict[str, tf.Tensor]
@@ -76,6 +76,11 @@ def _cb_nll(model: Any, logits: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
     return _bce(logits, x) - continuous_bernoulli_log_norm(logits)
 
 
+def kl_per_latent(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
+    """KL(N(mean, e^logvar) || N(0, 1)) of each latent (the last axis is kept)."""
+    return -0.5 * (1.0 + logvar - tf.square(mean) - tf.exp(logvar))
+
+
 def _elbo_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor],
                free_bits: float = 0.0) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]:
     def elbo(model: Any, batch: dict[str, tf.Tensor]) -> PerExample:
@@ -87,11 +92,11 @@ def _elbo_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor],
         outputs = model.decode(z, y, dropout)
         recon = tf.reduce_sum(nll(model, outputs, x), axis=-1)
         kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mean) - tf.exp(logvar), axis=-1)
+        kl_d = kl_per_latent(mean, logvar)
         penalty = kl
         if free_bits:
-            kl_d = -0.5 * (1.0 + logvar - tf.square(mean) - tf.exp(logvar))
             penalty = tf.reduce_sum(tf.maximum(kl_d, free_bits), axis=-1)
-        return {"loss": recon + batch["beta"] * penalty, "reconstruction": recon, "kl": kl}
+        return {"loss": recon + batch["beta"] * penalty, "reconstruction": recon, "kl": kl, "kl_per_latent": kl_d}
 
     return elbo
 
@@ -163,7 +168,7 @@ def _iwae_with(nll: Callable[[Any, tf.Tensor, tf.Tensor], tf.Tensor]) -> Callabl
         k = tf.cast(tf.shape(log_w)[1], tf.float32)
         kl = -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mean) - tf.exp(logvar), axis=-1)
         return {"loss": tf.math.log(k) - tf.reduce_logsumexp(log_w, axis=1),
-                "reconstruction": tf.reduce_mean(recon, axis=1), "kl": kl}
+                "reconstruction": tf.reduce_mean(recon, axis=1), "kl": kl, "kl_per_latent": kl_per_latent(mean, logvar)}
 
     return bound
 
@@ -181,6 +186,8 @@ def loss_fn(spec: LossSpec) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]
 
 
 def masked_means(per_example: Mapping[str, tf.Tensor], mask: tf.Tensor) -> dict[str, tf.Tensor]:
-    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows (a
+    vector metric, (B, d), keeps its d axis)."""
     rows = tf.reduce_sum(mask)
-    return {name: tf.reduce_sum(mask * value) / rows for name, value in per_example.items()}
+    return {name: (tf.reduce_sum(mask * value) if value.shape.rank == 1 else tf.linalg.matvec(value, mask, transpose_a=True)) / rows
+            for name, value in per_example.items()}

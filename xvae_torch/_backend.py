@@ -365,19 +365,6 @@ class TorchProgram(Program):
                 steps.append(self._step(opt, batch, lrs[i]))
         return {name: torch.stack([s[name] for s in steps]) for name in steps[0]}
 
-    def encode_resident(self, data: Any, *, seed: int, epoch: int, draws: DeviceDraws,
-                        batch_size: int) -> dict[str, NDArray[np.float32]]:
-        n = int(data["x"].shape[0])
-        means, logvars = [], []
-        with tf32(self.allow_tf32), torch.inference_mode():
-            for lo in range(0, n, batch_size):
-                rows = torch.arange(lo, min(lo + batch_size, n), device=self.device)
-                x = _resident.binarized(data["x"].index_select(0, rows), rows, seed, epoch, draws)
-                mean, logvar = self.model.encode(x)
-                means.append(mean)
-                logvars.append(logvar)
-        return {"mean": torch.cat(means).cpu().numpy(), "logvar": torch.cat(logvars).cpu().numpy()}
-
 
 class TorchBackend(Backend):
     """PyTorch: torch.nn modules, torch.optim (fused kernels where available), eager steps."""

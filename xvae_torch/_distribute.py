@@ -188,7 +188,8 @@ class DataParallelProgram(_backend.TorchProgram):
             (loss * weight).backward()  # DDP all-reduces (averages) the gradients here
             opt.step(lr)
             names = list(metrics)
-            shares = torch.stack([metrics[n].detach() for n in names]) * (weight / self.world)
+            sizes = [metrics[n].numel() for n in names]  # a vector metric ("kl_per_latent") travels flat
+            shares = torch.cat([metrics[n].detach().reshape(-1) for n in names]) * (weight / self.world)
             dist.all_reduce(shares)  # the global masked means, in every process
         except RuntimeError as err:
             if not _lost_peer(err):  # a bug of ours or the model's: not a worker's death
@@ -198,4 +199,4 @@ class DataParallelProgram(_backend.TorchProgram):
             raise distribute.WorkerLostError.from_collective(
                 err, f"rank {self.rank} of {self.world}", f"{TIMEOUT_ENV} sets how long a peer is waited for."
             ) from err
-        return dict(zip(names, shares))
+        return {n: v.reshape(metrics[n].shape) for n, v in zip(names, torch.split(shares, sizes))}

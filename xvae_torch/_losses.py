@@ -33,7 +33,7 @@ from xvae.losses import (
     LossSpec,
 )
 
-__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "log_weights", "loss_fn",
+__all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "kl_per_latent", "log_weights", "loss_fn",
            "masked_means"]
 
 Tensors = Mapping[str, torch.Tensor]
@@ -41,9 +41,15 @@ LossFn = Callable[[Any, Tensors], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def masked_means(per_example: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows (a
+    vector metric, (B, d), keeps its d axis)."""
     rows = mask.sum()
-    return {name: torch.dot(mask, v) / rows for name, v in per_example.items()}
+    return {name: (torch.dot(mask, v) if v.dim() == 1 else mask @ v) / rows for name, v in per_example.items()}
+
+
+def kl_per_latent(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, e^logvar) || N(0, 1)) of each latent (the last axis is kept)."""
+    return -0.5 * (1.0 + logvar - mean * mean - torch.exp(logvar))
 
 
 def _series(u2: Any) -> Any:
@@ -91,11 +97,12 @@ def _elbo_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor], f
         outputs = model.decode(z, y, dropout)
         recon = nll(model, outputs, x).sum(dim=-1)
         kl = -0.5 * torch.sum(1.0 + logvar - mean * mean - torch.exp(logvar), dim=-1)
+        kl_d = kl_per_latent(mean, logvar)
         penalty = kl
         if free_bits:
-            kl_d = -0.5 * (1.0 + logvar - mean * mean - torch.exp(logvar))
             penalty = torch.clamp(kl_d, min=free_bits).sum(dim=-1)
-        metrics = masked_means(dict(loss=recon + batch["beta"] * penalty, reconstruction=recon, kl=kl), batch["mask"])
+        metrics = masked_means(dict(loss=recon + batch["beta"] * penalty, reconstruction=recon, kl=kl,
+                                    kl_per_latent=kl_d.detach()), batch["mask"])
         return metrics["loss"], metrics
 
     return elbo
@@ -170,7 +177,8 @@ def _iwae_with(nll: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]) -
                                                  batch.get("dropout"))
         kl = -0.5 * torch.sum(1.0 + logvar - mean * mean - torch.exp(logvar), dim=-1)
         loss = math.log(log_w.shape[1]) - torch.logsumexp(log_w, dim=1)
-        metrics = masked_means(dict(loss=loss, reconstruction=recon.mean(dim=1), kl=kl), batch["mask"])
+        metrics = masked_means(dict(loss=loss, reconstruction=recon.mean(dim=1), kl=kl,
+                                    kl_per_latent=kl_per_latent(mean, logvar).detach()), batch["mask"])
         return metrics["loss"], metrics
 
     return bound

@@ -77,7 +77,7 @@ def test_device_path_gives_the_host_trajectory(backend, case, resident_calls):
         for name in metrics:
             np.testing.assert_allclose(got.history[name], host.history[name], rtol=FUSED_RTOL, err_msg=f"{name} K={k}")
             np.testing.assert_allclose(got.history[name], want.history[name], rtol=TRAJ_RTOL, err_msg=f"{name} K={k}")
-        if spec.kind == "vae":  # the epoch's encoder pass (history vectors), on the resident data
+        if spec.kind == "vae":  # the steps' per-latent KL (history vectors), on the resident data
             np.testing.assert_allclose(got.vectors["kl_per_latent"], host.vectors["kl_per_latent"], rtol=TRAJ_RTOL)
 
 
