@@ -373,7 +373,8 @@ class Program(abc.ABC):
             batch: as for `train_step`.
 
         Returns:
-            (metrics as Python floats, gradients: name -> float32 array of each weight's shape).
+            (metrics as Python floats (a vector metric: a NumPy array), gradients: name ->
+            float32 array of each weight's shape).
         """
 
     # -- device-resident data (optional; the base class keeps the data on the host) ---------

@@ -297,7 +297,7 @@ class JaxProgram(Program):
 
     def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
         metrics, grads = self._steps.grads(self._ready(), self._batch(batch))
-        return {k: float(v) for k, v in jax.device_get(metrics).items()}, _weights.to_canonical(self.spec, grads)
+        return {k: float(v) if np.ndim(v) == 0 else np.asarray(v) for k, v in jax.device_get(metrics).items()}, _weights.to_canonical(self.spec, grads)
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {k: np.asarray(v) for k, v in jax.device_get(dict(metrics)).items()}

@@ -334,7 +334,7 @@ class TFProgram(Program):
     def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
         with tf.device(self.device):
             metrics, grads = self._grads(self._batch(batch))
-        return ({name: float(value.numpy()) for name, value in metrics.items()},
+        return ({name: float(value.numpy()) if value.shape.rank == 0 else value.numpy() for name, value in metrics.items()},
                 _weights.to_canonical(self.spec, grads))
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:

@@ -319,7 +319,7 @@ class TorchProgram(Program):
             loss, metrics = self._loss_of(tensors)
             # autograd.grad leaves .grad and the optimizer untouched
             grads = torch.autograd.grad(loss, [self.params[n] for n in names])
-        host = {name: float(m.detach().cpu()) for name, m in metrics.items()}
+        host = {name: float(m.detach().cpu()) if m.dim() == 0 else m.detach().cpu().numpy() for name, m in metrics.items()}
         return host, _weights.to_canonical(self.spec, grads)
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
