@@ -270,13 +270,15 @@ def test_no_draw_from_torch_global_rng():
 
 
 def test_steps_return_device_tensors_and_accept_both_beta_forms():
-    """No host sync in the step: metrics are 0-d tensors; train_steps stacks them to (K,)."""
+    """No host sync in the step: metrics are 0-d tensors (the vector "kl_per_latent": (latents,));
+    train_steps stacks them to (K,) ((K, latents))."""
     spec = SPECS["vae-h1-z20"]
     rng = np.random.default_rng(2)
     bs = [batch(spec, rng) for _ in range(3)]
     stacked = {k: np.stack([b[k] for b in bs]) for k in bs[0] if k != "beta"}
     one = program("torch", spec, xvae.optim.Adam(1e-3)).train_step(bs[0])
-    assert all(isinstance(v, torch.Tensor) and v.shape == () for v in one.values())
+    tail = {name: (spec.encoder.latents,) if name == "kl_per_latent" else () for name in one}
+    assert all(isinstance(v, torch.Tensor) and v.shape == tail[name] for name, v in one.items())
     results = []
     for beta in (np.float32(1.0), np.ones(3, np.float32)):
         prog = program("torch", spec, xvae.optim.Adam(1e-3))
@@ -284,7 +286,7 @@ def test_steps_return_device_tensors_and_accept_both_beta_forms():
             warnings.simplefilter("error")  # read-only inputs (np.broadcast_to) must not warn
             mask = np.broadcast_to(np.ones(bs[0]["mask"].shape, np.float32), stacked["mask"].shape)
             metrics = prog.train_steps({**stacked, "mask": mask, "beta": beta})
-        assert all(isinstance(v, torch.Tensor) and v.shape == (3,) for v in metrics.values())
+        assert all(isinstance(v, torch.Tensor) and v.shape == (3, *tail[name]) for name, v in metrics.items())
         results.append(prog.to_numpy(metrics)["loss"])
     np.testing.assert_array_equal(results[0], results[1])
 
