@@ -2,8 +2,8 @@
 
 The host loop (`xvae._training.run_epoch`) draws an epoch's arrays on the host and ships
 every batch to the device. On an accelerator that host work and those copies become the
-bottleneck. Here `fit` instead puts x (and y) on the device once (`Program.place_data`),
-and each compiled call receives only the step's example ids, its mask and its per-step
+bottleneck. Here `fit` instead puts x (and y: a classifier's labels, a conditional VAE's
+one-hot condition) on the device once (`Program.place_data`), and each compiled call receives only the step's example ids, its mask and its per-step
 scalars (lr, beta); the device gathers the rows and draws their dynamic binarization,
 noise and dropout masks itself with `xvae.keyed`'s functions, keyed by the ORIGINAL
 example id (`xvae.backend.DeviceDraws`). So the numbers are the host loop's: uniforms (and
@@ -30,7 +30,7 @@ from xvae._errors import ConfigError
 from xvae.backend import DeviceDraws, Program
 
 __all__ = ["DEFAULT_FRACTION", "AUTO", "EPOCH", "PER_STEP_HOOKS", "check_callbacks", "steps_per_call",
-           "place", "calls", "run_epoch"]
+           "labels", "place", "calls", "run_epoch"]
 
 #: `fit(device_data="auto")`, the default: on an accelerator (`Program.accelerator`) the training
 #: set may take up to this fraction of the device's free memory; on a CPU it streams from the
@@ -113,6 +113,18 @@ def draws(binarize: str | None, noise: Any, dropout_towers: Any) -> DeviceDraws:
     return DeviceDraws(binarize=binarize == "dynamic", noise=shape, dropout=columns)
 
 
+def labels(y: NDArray[Any], kind: str, label_dtype: Any) -> NDArray[Any]:
+    """The y a backend keeps on its device, as the host loop's batches carry it (`Program.place_data`).
+
+    A conditional VAE's condition (kind "vae"): the core's one-hot float32 (n, conditions),
+    as it is (each step gathers its rows like x's). A classifier's labels: `label_dtype`
+    (n,) (float32 0/1 or int32 class ids, the loss's).
+    """
+    if kind == "vae":
+        return np.ascontiguousarray(y, np.float32)
+    return np.ascontiguousarray(np.asarray(y).reshape(len(y)), label_dtype)
+
+
 def place(program: Program, x: NDArray[np.float32], y: NDArray[Any] | None, fraction: float | None) -> Any | None:
     """The program's handle of (x, y) on its device, or None (with one warning if too large).
 
@@ -124,7 +136,7 @@ def place(program: Program, x: NDArray[np.float32], y: NDArray[Any] | None, frac
         fraction = DEFAULT_FRACTION if program.accelerator() else 0.0
     if not fraction or type(program).place_data is Program.place_data:
         return None
-    nbytes = x.nbytes + (0 if y is None else len(y) * 4)
+    nbytes = x.nbytes + (0 if y is None else np.size(y) * 4)  # 4-byte labels, or a CVAE's one-hot float32
     free = program.device_memory()
     if free is None:
         free = _memory.available_bytes()

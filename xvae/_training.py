@@ -402,9 +402,7 @@ def _train(model: "Model", x: NDArray[np.float32], y: NDArray[Any] | None, val: 
     scratch: dict[str, Any] = {}  # the permuted epoch, rewritten each epoch (draw_epoch)
     host_k = len(x) // bs if k == _device_data.EPOCH else k  # the host loop: every full batch, then the tail
     draws = _device_data.draws(binarize, latents, model._dropout_towers)
-    # a conditional VAE's one-hot "y" is not among the resident draws' keys yet: it trains with the host loop
-    conditioned = bool(getattr(model.spec, "conditions", 0))
-    resident = _Resident(x, y, binarize, 0.0 if conditioned else device_data)
+    resident = _Resident(x, y, binarize, device_data)
     resident.on(model._program)  # the data cross to the device before the first epoch begins
     for cb in callbacks:
         cb.on_train_begin(model)

@@ -402,7 +402,8 @@ class Program(abc.ABC):
 
         Args:
             x: float32 (n, input_dim), already statically binarized if asked.
-            y: the classifier's labels (n,), or None.
+            y: a classifier's labels (n,); a conditional VAE's one-hot float32 (n, conditions),
+                the batches' "y" (`xvae._device_data.labels` gives both the device form); or None.
 
         Returns:
             An opaque handle that `train_resident` takes, or None (this program streams).

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from numpy.typing import NDArray
 
-from xvae import keyed
+from xvae import _device_data, keyed
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec
 from xvae.backend import (
@@ -318,7 +318,7 @@ class JaxProgram(Program):
         try:
             data = {"x": jax.device_put(np.ascontiguousarray(x, np.float32), self.device)}
             if y is not None:
-                data["y"] = jax.device_put(np.asarray(y, self._label_dtype).reshape(len(x)), self.device)
+                data["y"] = jax.device_put(_device_data.labels(y, self.kind, self._label_dtype), self.device)
             jax.block_until_ready(data)
         except jax.errors.JaxRuntimeError as err:
             if "RESOURCE_EXHAUSTED" not in str(err):

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from xvae import keyed
+from xvae import _device_data, keyed
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec, VAESpec
 from xvae.backend import (
@@ -357,8 +357,8 @@ class TFProgram(Program):
             with tf.device(self.device):
                 data = {"x": tf.identity(tf.convert_to_tensor(np.ascontiguousarray(x, np.float32)))}
                 if y is not None:
-                    y = np.asarray(y).reshape(len(x))
-                    data["y"] = tf.identity(tf.convert_to_tensor(y.astype(self._label_dtype)))
+                    labels = _device_data.labels(y, self.kind, self._label_dtype)
+                    data["y"] = tf.identity(tf.convert_to_tensor(labels))
         except tf.errors.ResourceExhaustedError as err:
             raise MemoryError(str(err).splitlines()[0]) from err
         return data

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from xvae import _device_data
 from xvae._errors import ConfigError
 from xvae._specs import ModelSpec, VAESpec
 from xvae.backend import (
@@ -341,8 +342,8 @@ class TorchProgram(Program):
         try:
             data = {"x": _tensor(x, _F32, self.device)}
             if y is not None:
-                y = np.asarray(y).reshape(len(x))
-                data["y"] = _tensor(y, self._label_dtype, self.device)
+                labels = _device_data.labels(y, self.kind, self._label_dtype)
+                data["y"] = _tensor(labels, labels.dtype, self.device)
         except torch.cuda.OutOfMemoryError as err:
             raise MemoryError(str(err).splitlines()[0]) from err
         return data

@@ -17,7 +17,7 @@ import pytest
 import xvae
 from xvae import layers as L
 
-from cases import FUSED_RTOL, LOSS_RTOL, SPECS, TRAJ_RTOL
+from cases import FUSED_RTOL, LOSS_RTOL, SPECS, TRAJ_RTOL, rel_l2
 
 X = np.random.default_rng(0).random((70, 32), dtype=np.float32)
 Y10 = np.random.default_rng(1).integers(0, 10, 70)
@@ -27,10 +27,13 @@ DROPOUT_VAE = xvae.VAESpec(
     decoder=xvae.DecoderSpec(latents=4, output_shape=(32,), layers=[L.Dense(24, "tanh"), L.Dropout(0.2), L.Dense(32)]))
 DROPOUT_CLF = xvae.ClassifierSpec(input_shape=(32,), outputs=10,
                                   layers=[L.Dense(24, "relu"), L.Dropout(0.25), L.Dense(10)])
-#: shuffle and dynamic binarization always; dropout masks; the IWAE bound's (k, latents) noise
+#: a conditional VAE: Y10's classes, one-hot "y" resident beside x and gathered by example id
+CVAE = xvae.VAESpec(input_dim=32, hidden=(24,), latents=4, conditions=10)
+#: shuffle and dynamic binarization always; dropout masks; the IWAE bound's (k, latents) noise; a condition
 CASES = {
     "vae-dropout": (DROPOUT_VAE, {}),
     "vae-iwae-k3": (SPECS["vae-h1-z20"], {"loss": "iwae", "k": 3}),
+    "cvae": (CVAE, {}),
     "classifier-dropout": (DROPOUT_CLF, {}),
 }
 
@@ -38,7 +41,8 @@ CASES = {
 def fit(backend, spec, epochs=2, batch_size=16, **kw):
     if spec.kind == "vae":
         model = xvae.VAE(spec, backend=backend, seed=5)
-        return model, model.fit(X, epochs=epochs, batch_size=batch_size, binarize="dynamic", verbose=0, **kw)
+        labels = (Y10,) if spec.conditions else ()  # a CVAE's class ids; the core one-hots them
+        return model, model.fit(X, *labels, epochs=epochs, batch_size=batch_size, binarize="dynamic", verbose=0, **kw)
     model = xvae.Classifier(spec, backend=backend, seed=5)
     return model, model.fit(X, Y10, epochs=epochs, batch_size=batch_size, verbose=0, **kw)
 
@@ -79,6 +83,37 @@ def test_device_path_gives_the_host_trajectory(backend, case, resident_calls):
             np.testing.assert_allclose(got.history[name], want.history[name], rtol=TRAJ_RTOL, err_msg=f"{name} K={k}")
         if spec.kind == "vae":  # the steps' per-latent KL (history vectors), on the resident data
             np.testing.assert_allclose(got.vectors["kl_per_latent"], host.vectors["kl_per_latent"], rtol=TRAJ_RTOL)
+
+
+@pytest.mark.parametrize("k", [1, "epoch"])
+def test_a_conditional_vae_keeps_its_one_hot_condition_on_the_device(backend, k, resident_calls, monkeypatch):
+    """A CVAE's "y" is resident as the host batches carry it, one-hot float32 (n, conditions)
+    (one representation, `xvae._device_data.labels`), and every step gathers its rows by
+    example id like x's: the host loop's losses and final weights. The same rows, uniforms
+    and float32 operations, normals to float32 rounding and XLA's fusion choices (see
+    above): a few ulps per step, so FUSED_RTOL over 10 steps, as relative L2 per weight
+    (the per-element relative error of a weight near zero says nothing)."""
+    program = type(xvae.VAE(CVAE, backend=backend)._program)
+    placed = []
+    original = program.place_data
+
+    def spy(self, x, y):
+        placed.append(original(self, x, y))
+        return placed[-1]
+
+    monkeypatch.setattr(program, "place_data", spy)
+    host_model, host = fit(backend, CVAE, device_data=0)
+    assert placed == [] and resident_calls == []
+    model, got = fit(backend, CVAE, device_data=0.5, steps_per_call=k)
+    assert resident_calls == ([1] * 5 if k == 1 else [5]) * 2, "the device path ran, every epoch"
+    y = np.asarray(placed[0]["y"])
+    assert y.dtype == np.float32 and y.shape == (len(X), 10)
+    np.testing.assert_array_equal(y, np.eye(10, dtype=np.float32)[Y10])
+    for name in ("loss", "reconstruction", "kl"):
+        np.testing.assert_allclose(got.history[name], host.history[name], rtol=FUSED_RTOL, err_msg=name)
+    want = host_model.get_weights()
+    for name, w in model.get_weights().items():
+        assert rel_l2(w, want[name]) <= FUSED_RTOL, (name, rel_l2(w, want[name]))
 
 
 def test_auto_keeps_the_data_on_the_host_on_a_cpu_and_on_the_device_on_an_accelerator(backend, resident_calls):

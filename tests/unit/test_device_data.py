@@ -123,3 +123,33 @@ def test_auto_is_the_default_and_resolves_per_device():
     assert xvae.backend.Program.accelerator(object()) is False  # the base class's answer
     with pytest.raises(xvae.ConfigError, match='"auto"'):
         _device_data.fraction("always")
+
+
+def test_resident_labels_keep_the_host_batches_representation():
+    """A conditional VAE's condition stays the core's one-hot float32 (n, conditions) (each
+    step gathers its rows, like x's); a classifier's labels become the loss's dtype, (n,)."""
+    onehot = np.eye(4, dtype=np.float32)[[2, 0, 3]]
+    kept = _device_data.labels(onehot, "vae", None)
+    assert kept.dtype == np.float32 and kept.shape == (3, 4)
+    np.testing.assert_array_equal(kept, onehot)
+    ids = _device_data.labels(np.array([2, 0, 3], np.int64), "classifier", np.int32)
+    assert ids.dtype == np.int32 and ids.tolist() == [2, 0, 3]
+    binary = _device_data.labels(np.array([[1.0], [0.0]]), "classifier", np.float32)
+    assert binary.dtype == np.float32 and binary.shape == (2,)
+
+
+def test_a_conditional_vaes_one_hot_condition_counts_in_the_device_budget():
+    """place() bounds x plus the condition's n x conditions float32s (not 4 bytes a row)."""
+
+    class Device:  # a program that keeps data on its device, with 1000 bytes free
+        def device_memory(self):
+            return 1000
+
+        def place_data(self, x, y):
+            return {"x": x, "y": y}
+
+    x = np.zeros((10, 8), np.float32)  # 320 bytes
+    four, five = (np.eye(c, dtype=np.float32)[np.arange(10) % c] for c in (4, 5))  # 160, 200 bytes
+    assert _device_data.place(Device(), x, four, 0.5)["y"] is four  # 480 bytes <= 0.5 x 1000
+    with pytest.warns(UserWarning, match=r"The training set \(520 bytes\) is more than device_data=0.5"):
+        assert _device_data.place(Device(), x, five, 0.5) is None
