@@ -20,6 +20,11 @@ def data() -> np.ndarray:
     return np.random.default_rng(7).random((ROWS, FEATURES)).astype(np.float32)
 
 
+def labels(conditions: int) -> tuple[np.ndarray, ...]:
+    """A conditional VAE's class ids (fit's y), or nothing for a plain VAE."""
+    return (np.random.default_rng(8).integers(0, conditions, ROWS),) if conditions else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--backend", required=True)
@@ -31,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=ROWS)
     p.add_argument("--steps-per-call", type=int, default=1)
     p.add_argument("--tf-logical-cpus", type=int, default=0)
+    p.add_argument("--conditions", type=int, default=0, help="a conditional VAE of this many classes")
     p.add_argument("--sleep-per-step", type=float, default=0.0, help="slow steps (fault tests)")
     p.add_argument("--reference-out", help="with --resume: also run the fresh one-device trajectory "
                                            "in this process and write it here (saves a launch)")
@@ -47,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.resume:
         model = xvae.load(a.resume, backend=a.backend)
     else:
-        model = xvae.VAE(xvae.VAESpec(input_dim=FEATURES, hidden=(8,), latents=2), backend=a.backend, seed=0)
+        model = xvae.VAE(xvae.VAESpec(input_dim=FEATURES, hidden=(8,), latents=2, conditions=a.conditions),
+                         backend=a.backend, seed=0)
     callbacks = []
     if a.sleep_per_step:  # slow every training step down, so a test can kill a worker mid-epoch
         import time
@@ -57,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             program.train_step = lambda batch: (time.sleep(a.sleep_per_step), step(batch))[1]
 
         callbacks.append(xvae.callbacks.LambdaCallback(on_train_begin=slow_steps))
-    history = model.fit(data(), epochs=a.epochs, batch_size=a.batch_size, steps_per_call=a.steps_per_call, binarize="dynamic", progress=False,
+    history = model.fit(data(), *labels(model.spec.conditions), epochs=a.epochs, batch_size=a.batch_size, steps_per_call=a.steps_per_call, binarize="dynamic", progress=False,
                         devices=devices, resume=bool(a.resume), checkpoint_dir=a.checkpoint_dir or None,
                         keep=100, callbacks=callbacks)
     if xvae.distribute.is_chief(model):
