@@ -3,11 +3,12 @@
 The host loop (`xvae._training.run_epoch`) draws an epoch's arrays on the host and ships
 every batch to the device. On an accelerator that host work and those copies become the
 bottleneck. Here `fit` instead puts x (and y: a classifier's labels, a conditional VAE's
-one-hot condition) on the device once (`Program.place_data`), and each compiled call receives only the step's example ids, its mask and its per-step
-scalars (lr, beta); the device gathers the rows and draws their dynamic binarization,
-noise and dropout masks itself with `xvae.keyed`'s functions, keyed by the ORIGINAL
-example id (`xvae.backend.DeviceDraws`). So the numbers are the host loop's: uniforms (and
-what is drawn from them) bit for bit, normals to float32 rounding, and a different
+one-hot condition) on the device once (`Program.place_data`), and each compiled call
+receives only the step's example ids, its mask and its per-step scalars (lr, beta); the
+device gathers the rows and draws their dynamic binarization, noise and dropout masks
+itself with `xvae.keyed`'s functions, keyed by the ORIGINAL example id
+(`xvae.backend.DeviceDraws`). So the numbers are the host loop's: uniforms (and what is
+drawn from them) bit for bit, normals to float32 rounding, and a different
 `batch_size` or `steps_per_call` changes nothing but rounding.
 
 The data stay on the host when the backend keeps no data on its device (the base

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             program.train_step = lambda batch: (time.sleep(a.sleep_per_step), step(batch))[1]
 
         callbacks.append(xvae.callbacks.LambdaCallback(on_train_begin=slow_steps))
-    history = model.fit(data(), *labels(model.spec.conditions), epochs=a.epochs, batch_size=a.batch_size, steps_per_call=a.steps_per_call, binarize="dynamic", progress=False,
+    history = model.fit(data(), *labels(model.spec.conditions), epochs=a.epochs, batch_size=a.batch_size,
+                        steps_per_call=a.steps_per_call, binarize="dynamic", progress=False,
                         devices=devices, resume=bool(a.resume), checkpoint_dir=a.checkpoint_dir or None,
                         keep=100, callbacks=callbacks)
     if xvae.distribute.is_chief(model):
