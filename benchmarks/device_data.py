@@ -12,8 +12,13 @@ Adam(1e-3), batch 128 (469 steps an epoch, the last one padded).
 Variants, each one `VAE.fit(x, epochs=1, ...)` per timed epoch, all in one process per
 backend, interleaved round by round (A B C D, then B C D A, ...):
 
+- ``before (host K=1, streamed draw)``: the host loop as it was before issue 13: the epoch's
+  order, binarization and noise drawn in order from one `numpy.random.Generator` (the
+  pre-issue `draw_epoch`, kept here as `streamed_draw_epoch`), every batch shipped;
+- ``default``: `fit`'s defaults (`device_data="auto"`, one step per call): on a CPU the host
+  loop with keyed draws, on an accelerator device-resident data;
 - ``host K=1``: the host loop (`fit(device_data=0)`): the core draws the epoch on the host
-  and ships every batch (the path before device-resident data, kept selectable);
+  with the keyed generator and ships every batch;
 - ``host K=k``: the same with `steps_per_call=k`;
 - ``device K=k``: device-resident data (`fit(device_data=0.5)`), k steps per call;
 - ``device epoch``: device-resident data, `steps_per_call="epoch"` (one call an epoch).
@@ -26,10 +31,9 @@ PyTorch, fused Adam, `torch.rand`/`randn` on the device).
 Reported per variant: the epoch's wall time (median and min-max over the rounds) and the
 share of it spent outside compiled calls. The latter is measured in separate, instrumented
 epochs (``--share-rounds``): every `Program` call that runs compiled code (the training
-calls `train_step`, `train_steps`, `train_resident`, and the epoch's encoder pass for the
-history's vectors, `run` / `encode_resident`) is timed up to the end of its computation
-(its outputs on the host), and outside = 1 - (sum of those call times) / (the instrumented
-epoch's wall time); the JSON keeps the training calls and the encoder pass apart.
+calls `train_step`, `train_steps`, `train_resident`; the history's per-latent KL comes out
+of them, with no pass of its own) is timed up to the end of its computation (its outputs on
+the host), and outside = 1 - (sum of those call times) / (the instrumented epoch's wall time).
 A call's time includes the backend's own input conversion, so for the host path this
 share is a lower bound (generous to "before"). The load average (1 min) is recorded at
 every round: the host is shared.
@@ -57,6 +61,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BACKENDS = ("jax", "tf", "torch")
 DEFAULT_DATA = "/work/shared/data/mnist"
 HIDDEN, LATENTS, LR = 500, 20, 1e-3
+BEFORE = "before (host K=1, streamed draw)"  # the baseline of the table's last column
 
 
 def load_rows(data_dir: str, rows: int) -> np.ndarray:
@@ -78,10 +83,10 @@ class XVAEVariant:
     """One `VAE` trained one epoch per timed call with fixed fit arguments."""
 
     def __init__(self, backend: str, x: np.ndarray, *, device: str, precision: str, batch: int,
-                 steps_per_call: int | str, device_data: float) -> None:
+                 steps_per_call: int | str, device_data: float | str, draw: Callable[..., Any] | None = None) -> None:
         import xvae
 
-        self.x = x
+        self.x, self.draw = x, draw  # draw: replaces the core's draw_epoch during this variant's epochs
         self.model = xvae.VAE(xvae.VAESpec(input_dim=784, hidden=(HIDDEN,), latents=LATENTS), backend=backend,
                               seed=0, precision=precision, device=None if device == "cpu" else device)
         self.kwargs = {"batch_size": batch, "binarize": "dynamic", "steps_per_call": steps_per_call,
@@ -95,31 +100,34 @@ class XVAEVariant:
         marks: list[float] = []
         clock = xvae.callbacks.LambdaCallback(on_epoch_end=lambda *_: marks.append(time.perf_counter()))
         clock.on_epoch_begin = lambda *_: marks.append(time.perf_counter())  # type: ignore[method-assign]
-        self.model.fit(self.x, epochs=1, callbacks=[clock], **self.kwargs)
+        from xvae import _training
+
+        keyed_draw = _training.draw_epoch
+        if self.draw is not None:
+            _training.draw_epoch = self.draw
+        try:
+            self.model.fit(self.x, epochs=1, callbacks=[clock], **self.kwargs)
+        finally:
+            _training.draw_epoch = keyed_draw
         return marks[1] - marks[0]
 
-    #: Program calls that run compiled code: the training calls, then the epoch's encoder pass
-    #: for the history's vectors (`run("encode", ...)` on host data, `encode_resident`).
+    #: Program calls that run compiled code (the history's per-latent KL comes out of them).
     TRAINING = ("train_step", "train_steps", "train_resident")
-    OTHER = ("run", "encode_resident")
 
-    def instrumented_epoch(self) -> tuple[float, float, float]:
-        """(wall, seconds inside training calls, seconds inside the other compiled calls), each
-        call timed until its outputs reach the host."""
+    def instrumented_epoch(self) -> tuple[float, float]:
+        """(wall, seconds inside the training calls), each call timed until its outputs reach the host."""
         program = self.model._program
-        inside = {"train": 0.0, "other": 0.0}
+        inside = [0.0]
         originals = {}
-        for name in self.TRAINING + self.OTHER:
+        for name in self.TRAINING:
             original = getattr(program, name)
             originals[name] = original
-            kind = "train" if name in self.TRAINING else "other"
 
-            def timed(*args: Any, _original: Callable[..., Any] = original, _kind: str = kind, **kwargs: Any) -> Any:
+            def timed(*args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
                 start = time.perf_counter()
                 out = _original(*args, **kwargs)
-                if _kind == "train":
-                    program.to_numpy(out)  # the end of the call's computation (run/encode return host arrays)
-                inside[_kind] += time.perf_counter() - start
+                program.to_numpy(out)  # the end of the call's computation
+                inside[0] += time.perf_counter() - start
                 return out
 
             setattr(program, name, timed)
@@ -128,7 +136,33 @@ class XVAEVariant:
         finally:
             for name in originals:
                 delattr(program, name)
-        return wall, inside["train"], inside["other"]
+        return wall, inside[0]
+
+
+def streamed_draw_epoch(x: np.ndarray, y: Any, *, seed: int | None, epoch: int, shuffle: bool,
+                        binarize: str | None, latents: Any, scratch: dict[str, Any] | None = None,
+                        dropout: Any = None) -> Any:
+    """The host draw before issue 13, for the "before" variant: order, dynamic binarization
+    and noise drawn in that order from one `numpy.random.Generator` per epoch (the pre-issue
+    `xvae._training.draw_epoch`, its permuted x gathered into a kept scratch array as there;
+    this benchmark's VAE has no Dropout). Other numbers than the keyed draws, the same work."""
+    from xvae._training import EpochData
+
+    rng = np.random.default_rng([0 if seed is None else seed, epoch])
+    order = rng.permutation(len(x)) if shuffle else None
+    if order is not None:
+        kept = None if scratch is None else scratch.get("x")
+        if kept is not None and kept.shape == x.shape and kept.dtype == x.dtype:
+            x = np.take(x, order, axis=0, out=kept, mode="clip")
+        else:
+            x = np.take(x, order, axis=0)
+            if scratch is not None:
+                scratch["x"] = x
+        y = None if y is None else np.take(y, order, axis=0)
+    if binarize == "dynamic":
+        x = (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+    noise = rng.standard_normal((len(x), *np.atleast_1d(latents)), dtype=np.float32)
+    return EpochData(x, y, noise, None)
 
 
 # --------------------------------------------------------------------------- hand-written loops
@@ -247,6 +281,8 @@ def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     x = load_rows(args.data_dir, args.rows)
     common = {"device": args.device, "precision": args.precision, "batch": args.batch}
     variants: dict[str, Any] = {
+        BEFORE: XVAEVariant(backend, x, steps_per_call=1, device_data=0.0, draw=streamed_draw_epoch, **common),
+        "default": XVAEVariant(backend, x, steps_per_call=1, device_data="auto", **common),
         "host K=1": XVAEVariant(backend, x, steps_per_call=1, device_data=0.0, **common),
         f"host K={args.k}": XVAEVariant(backend, x, steps_per_call=args.k, device_data=0.0, **common),
         f"device K={args.k}": XVAEVariant(backend, x, steps_per_call=args.k, device_data=0.5, **common),
@@ -272,11 +308,10 @@ def measure_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         for name in names:
             v = variants[name]
             if isinstance(v, XVAEVariant):
-                wall, train, other = v.instrumented_epoch()
+                wall, train = v.instrumented_epoch()
                 r = out["variants"][name]
-                r.setdefault("outside_share", []).append(1.0 - (train + other) / wall)
-                r.setdefault("instrumented", []).append({"wall_s": wall, "training_calls_s": train,
-                                                         "encoder_pass_s": other})
+                r.setdefault("outside_share", []).append(1.0 - train / wall)
+                r.setdefault("instrumented", []).append({"wall_s": wall, "training_calls_s": train})
     for name, r in out["variants"].items():
         r["median_s"] = statistics.median(r["epoch_s"])
         if r.get("outside_share"):
@@ -292,13 +327,13 @@ def _say(msg: str) -> None:
 def table(results: dict[str, Any]) -> str:
     """The Markdown table docs/performance.md quotes (tests/docs/test_numbers.py checks it)."""
     lines = ["| backend | variant | epoch (s), median [min-max] | steps/s | outside compiled calls | "
-             "vs host K=1 |", "|---|---|---|---|---|---|"]
+             "vs before |", "|---|---|---|---|---|---|"]
     steps = -(-results["rows"] // results["batch"])
     for backend, entry in results["backends"].items():
         if "error" in entry:
             lines.append(f"| {backend} | failed: {entry['error'][:80]} | | | | |")
             continue
-        base = entry["variants"]["host K=1"]["median_s"]
+        base = entry["variants"][BEFORE]["median_s"]
         for name, r in entry["variants"].items():
             share = f"{100 * r['outside_share_median']:.1f}%" if "outside_share_median" in r else ""
             lines.append(f"| {backend} | {name} | {r['median_s']:.2f} [{min(r['epoch_s']):.2f}-{max(r['epoch_s']):.2f}] "
