@@ -146,18 +146,12 @@ def streamed_draw_epoch(x: np.ndarray, y: Any, *, seed: int | None, epoch: int, 
     and noise drawn in that order from one `numpy.random.Generator` per epoch (the pre-issue
     `xvae._training.draw_epoch`, its permuted x gathered into a kept scratch array as there;
     this benchmark's VAE has no Dropout). Other numbers than the keyed draws, the same work."""
-    from xvae._training import EpochData
+    from xvae._training import EpochData, gather_rows
 
     rng = np.random.default_rng([0 if seed is None else seed, epoch])
     order = rng.permutation(len(x)) if shuffle else None
     if order is not None:
-        kept = None if scratch is None else scratch.get("x")
-        if kept is not None and kept.shape == x.shape and kept.dtype == x.dtype:
-            x = np.take(x, order, axis=0, out=kept, mode="clip")
-        else:
-            x = np.take(x, order, axis=0)
-            if scratch is not None:
-                scratch["x"] = x
+        x = gather_rows(x, order, scratch)
         y = None if y is None else np.take(y, order, axis=0)
     if binarize == "dynamic":
         x = (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)

@@ -91,6 +91,21 @@ class EpochData:
         return len(self.x)
 
 
+def gather_rows(x: NDArray[Any], order: NDArray[Any], scratch: dict[str, Any] | None) -> NDArray[Any]:
+    """x[order], written into the array kept in `scratch` (see `draw_epoch`) when it fits.
+
+    np.take: the same gather as x[order], measured 10-45% faster; mode="clip" is what lets
+    it write `out` directly ("raise" buffers a copy), and a permutation never clips.
+    """
+    kept = None if scratch is None else scratch.get("x")
+    if kept is not None and kept.shape == x.shape and kept.dtype == x.dtype:
+        return np.take(x, order, axis=0, out=kept, mode="clip")
+    x = np.take(x, order, axis=0)
+    if scratch is not None:
+        scratch["x"] = x
+    return x
+
+
 def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, seed: int | None, epoch: int,
                shuffle: bool, binarize: str | None, latents: Any,
                scratch: dict[str, Any] | None = None, dropout: Any = None) -> EpochData:
@@ -126,15 +141,7 @@ def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, seed: int | No
     ids = order if order is not None else np.arange(len(x), dtype=np.int64)
     owned = False  # x is an array of ours (not the caller's): binarization may overwrite it
     if order is not None:
-        # np.take: the same gather as x[order], measured 10-45% faster; mode="clip" is what
-        # lets it write `out` directly ("raise" buffers a copy), and a permutation never clips.
-        kept = None if scratch is None else scratch.get("x")
-        if kept is not None and kept.shape == x.shape and kept.dtype == x.dtype:
-            x = np.take(x, order, axis=0, out=kept, mode="clip")
-        else:
-            x = np.take(x, order, axis=0)
-            if scratch is not None:
-                scratch["x"] = x
+        x = gather_rows(x, order, scratch)
         owned = True
         y = None if y is None else np.take(y, order, axis=0)
     if binarize == "dynamic":
