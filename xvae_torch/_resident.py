@@ -42,6 +42,8 @@ def binarized(x: torch.Tensor, rows: torch.Tensor, seed: int, epoch: int, draws:
     """x's rows, dynamically binarized as the host does: float32(uniform < x)."""
     if not draws.binarize:
         return x
+    if x.device.type == "cpu":  # the host loop's NumPy function: uniforms only where 0 < x < 1
+        return torch.from_numpy(keyed.binarize(x.numpy(), seed, epoch, rows.numpy()))
     u = _uniform(seed, epoch, keyed.BINARIZE, rows, x.shape[-1])
     return (u < x).to(torch.float32)
 

@@ -331,3 +331,21 @@ def test_learning_rates_reach_torch_optim_without_a_rebuild():
     assert clf._program.opt.torch is opt and opt.param_groups[0]["lr"] == float(np.float32(5e-4))
     assert all(float(s["step"]) == 10.0 for s in opt.state.values())
 
+
+
+def test_resident_batches_on_a_cpu_are_the_host_loops_draws():
+    """On a CPU the resident gather draws with the host loop's NumPy functions (binarization
+    computes uniforms only where 0 < x < 1, as `draw_epoch` does): the bits of
+    keyed.uniform < x and keyed.normal, exactly (uniforms come from integer Threefry words)."""
+    from xvae import keyed
+    from xvae.backend import DeviceDraws
+    from xvae_torch import _resident
+
+    x = np.random.default_rng(0).random((50, 12), dtype=np.float32)
+    x[x < 0.3], x[x > 0.8] = 0.0, 1.0  # MNIST-like: most values need no draw
+    rows = torch.tensor([7, 3, 49, 0])
+    batch = _resident.gather({"x": torch.from_numpy(x)}, rows, 11, 2, DeviceDraws(binarize=True, noise=(3,)))
+    ids = rows.numpy()
+    want = (keyed.uniform(11, 2, keyed.BINARIZE, ids, 12) < x[ids]).astype(np.float32)
+    np.testing.assert_array_equal(batch["x"].numpy(), want)
+    np.testing.assert_array_equal(batch["noise"].numpy(), keyed.normal(11, 2, keyed.NOISE, ids, 3).reshape(4, 3))
