@@ -63,7 +63,8 @@ def _add_data(p: argparse.ArgumentParser, split: str = "train", dataset_default:
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=("vae", "classifier"), default=None, help="what to train (default vae)")
+    p.add_argument("--model", choices=("vae", "cvae", "classifier"), default=None,
+                   help="what to train: vae (default), cvae (a VAE conditioned on the labels) or classifier")
     p.add_argument("--hidden", type=_ints, default=None, help="hidden widths, e.g. 500 or 256,128 (default 256)")
     p.add_argument("--latents", type=int, default=None,
                    help="VAE latent dimension (default 2, which gives latent-space plots)")
@@ -186,8 +187,10 @@ def _spec(args: argparse.Namespace, data: Any) -> Any:
     import xvae
 
     d = data.x.shape[1]
-    if args.model == "vae":
-        return xvae.VAESpec(input_dim=d, hidden=args.hidden, latents=args.latents, activation=args.activation)
+    if args.model in ("vae", "cvae"):  # a conditional VAE: one condition per class of the labels
+        conditions = int(data.y.max()) + 1 if args.model == "cvae" else 0
+        return xvae.VAESpec(input_dim=d, hidden=args.hidden, latents=args.latents, activation=args.activation,
+                            conditions=conditions)
     return xvae.ClassifierSpec(input_dim=d, hidden=args.hidden, outputs=int(data.y.max()) + 1, activation=args.activation)
 
 
@@ -234,7 +237,7 @@ def _resumed_values(model: Any) -> dict[str, Any]:
     """The checkpoint's value of each model option a --resume run cannot change."""
     spec = model.spec
     optimizer = model.optimizer
-    return {"model": model.kind,
+    return {"model": "cvae" if model.kind == "vae" and spec.conditions else model.kind,
             "hidden": spec.encoder.hidden if model.kind == "vae" else spec.hidden,
             "latents": spec.latents if model.kind == "vae" else None,
             "activation": spec.encoder.activation if model.kind == "vae" else spec.activation,
@@ -294,7 +297,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args = _with_defaults(args)
         data = _data(args)
         spec = _spec(args, data)
-        cls = xvae.VAE if args.model == "vae" else xvae.Classifier
+        cls = xvae.Classifier if args.model == "classifier" else xvae.VAE
         model = cls(spec, backend=args.backend, seed=args.seed, precision=args.precision or "highest")
         optimizer = _optimizer(args)
     model.metadata["dataset"] = {"name": data.name, "split": data.split, "image_shape": list(data.image_shape)}
@@ -311,8 +314,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "checkpoint_every": max(args.checkpoint_every, 1), "keep": args.keep}
     first_epoch = model.epoch
     if model.kind == "vae":
-        hist = model.fit(data.x, binarize=_binarize(args.binarize), validation_data=None if val is None else val.x,
-                         **fit_args)
+        labels = model.spec.conditions > 0  # a conditional VAE trains and validates on (x, y)
+        hist = model.fit(data.x, data.y if labels else None, binarize=_binarize(args.binarize),
+                         validation_data=None if val is None else ((val.x, val.y) if labels else val.x), **fit_args)
     else:
         hist = model.fit(data.x, data.y, validation_data=None if val is None else (val.x, val.y),
                          **fit_args)
@@ -367,7 +371,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     names = args.backends.split(",") if args.backends else None
     val = _validation(args, data)
     test = data if val is None else val
-    result = compare(spec, data.x, data.y if args.model == "classifier" else None, x_test=test.x, y_test=test.y,
+    result = compare(spec, data.x, None if args.model == "vae" else data.y, x_test=test.x, y_test=test.y,
                      backends=names, epochs=args.epochs, batch_size=args.batch_size, optimizer=_optimizer(args),
                      seed=args.seed, binarize=_binarize(args.binarize), steps_per_call=args.steps_per_call,
                      verbose=args.verbose)
@@ -417,7 +421,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = xvae.load(args.checkpoint, backend=args.backend)
     data = _data(args, split="test", recorded={"name": model.metadata.get("dataset", {}).get("name")})
     if model.kind == "vae":
-        result = model.evaluate(data.x, seed=args.seed, binarize=_binarize(args.binarize))
+        result = model.evaluate(data.x, data.y if model.spec.conditions else None, seed=args.seed,
+                                binarize=_binarize(args.binarize))
     else:
         result = model.evaluate(data.x, data.y)
     print(json.dumps({"checkpoint": str(args.checkpoint), "backend": model.backend, "dataset": data.name,

@@ -95,7 +95,8 @@ def compare(spec: Any, x: np.ndarray, y: np.ndarray | None = None, *, x_test: np
     Args:
         spec: a `VAESpec` or `ClassifierSpec`.
         x: float32 training inputs of shape (n, input_dim).
-        y: classifier labels of shape (n,) (0/1 or class ids); None for a VAE.
+        y: classifier labels of shape (n,) (0/1 or class ids), or a conditional VAE's class
+            ids; None for a plain VAE.
         x_test: inputs to evaluate after training (default `x`).
         y_test: their labels (default `y`).
         backends: backend names; default every available framework backend (the float64
@@ -134,10 +135,12 @@ def compare(spec: Any, x: np.ndarray, y: np.ndarray | None = None, *, x_test: np
         clock = _EpochClock()
         if is_vae:
             model: Any = VAE(spec, backend=name, seed=seed)
-            hist = model.fit(x, epochs=epochs, batch_size=batch_size, optimizer=optimizer, binarize=binarize,
-                             verbose=level, steps_per_call=steps_per_call, callbacks=[clock])
+            conditioned = bool(spec.conditions)  # a conditional VAE trains and is tested on its labels
+            hist = model.fit(x, y if conditioned else None, epochs=epochs, batch_size=batch_size,
+                             optimizer=optimizer, binarize=binarize, verbose=level, steps_per_call=steps_per_call,
+                             callbacks=[clock])
             xt = x_test if binarize is None else (np.asarray(x_test) > 0.5).astype(np.float32)
-            test_metric = model.evaluate(xt, seed=0)["loss"]
+            test_metric = model.evaluate(xt, y_test if conditioned else None, seed=0)["loss"]
         else:
             model = Classifier(spec, backend=name, seed=seed)
             hist = model.fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,

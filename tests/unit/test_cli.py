@@ -149,6 +149,34 @@ def test_train_a_classifier(tmp_path, capsys):
     assert model.spec.outputs == 10 and model.optimizer == xvae.optim.SGD(0.1)
 
 
+def test_train_evaluate_compare_and_resume_a_conditional_vae(tmp_path, capsys):
+    """--model cvae: a VAE conditioned on the dataset's labels (one condition per class),
+    trained and validated on (x, y), its samples one row per class; evaluate and compare
+    pass the labels too, and --resume keeps it conditional."""
+    out = tmp_path / "cvae"
+    assert main(["train", *TINY, "--model", "cvae", "--epochs", "2", "--out", str(out)]) == 0
+    model = xvae.load(out / "model.xvae")
+    assert model.spec.conditions == 10 and model.epoch == 2
+    hist = xvae.History.from_json(out / "history.json")
+    assert {"loss", "kl", "val_loss"} <= set(hist.history) and len(hist.vectors["kl_per_latent"]) == 2
+    assert (out / "samples.png").is_file() and (out / "reconstructions.png").is_file()
+    assert not (out / "latent.png").exists()  # a CVAE's latents depend on the class: no latent plots
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.xvae"), "--limit", "100"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    test = xvae.datasets.load("digits", split="test").subset(slice(0, 100))
+    assert result["loss"] == pytest.approx(model.evaluate(test.x, test.y, seed=0)["loss"], rel=1e-12)
+    assert main(["compare", "--backends", "numpy", "--model", "cvae", "--limit", "64", "--hidden", "8",
+                 "--epochs", "1"]) == 0
+    assert "numpy" in capsys.readouterr().out
+    assert main(["train", *TINY, "--epochs", "3", "--out", str(out), "--resume", str(out / "model.xvae"),
+                 "--model", "vae", "--no-plots"]) == 2
+    one_line_error(capsys.readouterr().err, "train", "--model vae (the checkpoint has cvae)")
+    assert main(["train", *TINY, "--epochs", "3", "--out", str(out), "--resume", str(out / "model.xvae"),
+                 "--no-plots"]) == 0
+    assert xvae.load(out / "model.xvae").epoch == 3
+
+
 def test_train_on_mnist(tmp_path, capsys):
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"MNIST test split not found in {MNIST_DIR} (set XVAE_TEST_MNIST_DIR)")
