@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from xvae import _memory
 from xvae._errors import ConfigError
 from xvae.backend import DeviceDraws, Program
+from xvae.layers.towers import dropout_columns
 
 __all__ = ["DEFAULT_FRACTION", "AUTO", "EPOCH", "PER_STEP_HOOKS", "check_callbacks", "steps_per_call",
            "labels", "place", "calls", "run_epoch"]
@@ -71,7 +72,6 @@ def fraction(value: Any) -> float | None:
         raise ConfigError("device_data must be a number in [0, 1]: the largest fraction of the device's free "
                           "memory the training set may take to live there (0 streams it from the host), or "
                           '"auto" (0.5 on an accelerator, 0 on a CPU). '
-
                           f"Received: device_data={value!r:.100}")
     return float(number)
 
@@ -107,10 +107,7 @@ def check_callbacks(callbacks: Sequence[Any], k: int | str) -> None:
 def draws(binarize: str | None, noise: Any, dropout_towers: Any) -> DeviceDraws:
     """The `DeviceDraws` of a fit: dynamic binarization, the noise shape, the Dropout columns."""
     shape = None if noise is None else ((int(noise),) if np.ndim(noise) == 0 else tuple(int(n) for n in noise))
-    columns: tuple[tuple[int, int, float], ...] = ()
-    if dropout_towers is not None:
-        columns = tuple((int(p.masks[0]), int(p.masks[1]), float(p.layer.rate))
-                        for layers in dropout_towers.values() for p in layers if p.masks is not None)
+    columns = () if dropout_towers is None else dropout_columns(dropout_towers)
     return DeviceDraws(binarize=binarize == "dynamic", noise=shape, dropout=columns)
 
 

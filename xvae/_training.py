@@ -131,7 +131,7 @@ def draw_epoch(x: NDArray[np.float32], y: NDArray[Any] | None, *, seed: int | No
     from xvae import keyed
 
     shuffled = bool(shuffle and seed is not None)
-    copies = shuffled + {"dynamic": 1, "static": 1}.get(binarize or "", 0)
+    copies = shuffled + (binarize is not None)  # the permuted copy; the binarized one
     # noise per example: (latents,), or (k, latents) for the IWAE bound: k * latents elements per example
     noise_shape = () if latents is None else (
         (latents,) if isinstance(latents, (int, np.integer)) else tuple(latents))

@@ -62,6 +62,7 @@ __all__ = [
     "BATCH_KEYS",
     "TRAIN_KEYS",
     "check_batch",
+    "host_metrics",
     "batch_keys",
     "function_inputs",
     "conditions",
@@ -133,6 +134,12 @@ def check_batch(batch: Batch, kind: str, train: bool = False, *, spec: ModelSpec
         raise ConfigError(f"{what} needs the keys {', '.join(need)}. "
                           f"Missing: {', '.join(missing)}. (Model.fit builds complete batches; "
                           "a direct Program call must pass them all.)")
+
+
+def host_metrics(values: dict[str, NDArray[Any]]) -> dict[str, Any]:
+    """`Program.loss_and_grads`' metrics from `to_numpy`'s arrays: Python floats, and NumPy
+    arrays for the vector metrics ("kl_per_latent")."""
+    return {name: float(a) if np.ndim(a) == 0 else np.asarray(a) for name, a in values.items()}
 
 
 def broadcast(value: Any, shape: tuple[int, ...], dtype: Any = np.float32) -> NDArray[Any]:

@@ -47,6 +47,7 @@ from xvae.backend import (
     Weights,
     broadcast,
     check_batch,
+    host_metrics,
     conditions,
     function_inputs,
 )
@@ -297,7 +298,7 @@ class JaxProgram(Program):
 
     def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
         metrics, grads = self._steps.grads(self._ready(), self._batch(batch))
-        return {k: float(v) if np.ndim(v) == 0 else np.asarray(v) for k, v in jax.device_get(metrics).items()}, _weights.to_canonical(self.spec, grads)
+        return host_metrics(self.to_numpy(metrics)), _weights.to_canonical(self.spec, grads)
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {k: np.asarray(v) for k, v in jax.device_get(dict(metrics)).items()}
@@ -335,7 +336,7 @@ class JaxProgram(Program):
         if beta is not None and self.kind == "vae":
             calls["beta"] = np.asarray(beta, np.float32)
         state, metrics = steps.resident(draws)((self._params, self._opt_state), data, calls,
-                                                        _seed_words(seed), np.uint32(epoch))
+                                               _seed_words(seed), np.uint32(epoch))
         self._params, self._opt_state = state
         return metrics
 

@@ -40,7 +40,7 @@ from xvae.losses import (
 )
 
 __all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "kl_per_latent", "log_weights", "loss_fn",
-           "masked_means"]
+           "masked_means", "masked_sums"]
 
 Array = jax.Array
 PerExample = Callable[[Mapping[str, Array], Mapping[str, Array]], dict[str, Array]]
@@ -231,9 +231,13 @@ def loss_fn(spec: LossSpec) -> PerExample:
         raise NotImplementedError(f"{type(spec).__name__} is not implemented by the jax backend") from None
 
 
+def masked_sums(per_example: Mapping[str, Array], mask: Array) -> dict[str, Array]:
+    """``sum(mask * v)`` for every metric: the sum over the real rows (a vector metric,
+    (B, d), keeps its d axis)."""
+    return {name: jnp.sum(mask * value) if value.ndim == 1 else mask @ value for name, value in per_example.items()}
+
+
 def masked_means(per_example: Mapping[str, Array], mask: Array) -> dict[str, Array]:
-    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows (a
-    vector metric, (B, d), keeps its d axis)."""
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
     rows = jnp.sum(mask)
-    return {name: (jnp.sum(mask * value) if value.ndim == 1 else mask @ value) / rows
-            for name, value in per_example.items()}
+    return {name: total / rows for name, total in masked_sums(per_example, mask).items()}

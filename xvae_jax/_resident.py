@@ -22,7 +22,6 @@ from xvae_jax import _random
 __all__ = ["gather", "binarized"]
 
 
-
 def binarized(x: jax.Array, rows: jax.Array, seed: jax.Array, epoch: jax.Array, draws: DeviceDraws) -> jax.Array:
     """x's rows, dynamically binarized as the host does: float32(uniform < x)."""
     if not draws.binarize:
@@ -42,15 +41,14 @@ def gather(data: Mapping[str, jax.Array], call: Mapping[str, jax.Array], seed: j
         batch["beta"] = call["beta"]
     if "y" in data:
         batch["y"] = jnp.take(data["y"], rows, axis=0, mode="clip")
-    if draws.noise is not None or draws.dropout:
-        if draws.noise is not None:
-            eps = _random.normal(seed, epoch, keyed.NOISE, rows, math.prod(draws.noise))
-            batch["noise"] = eps.reshape((rows.shape[0], *draws.noise))
-        if draws.dropout:
-            u = _random.uniform(seed, epoch, keyed.DROPOUT, rows, draws.units)
-            masks = jnp.zeros_like(u)
-            for lo, hi, rate in draws.dropout:
-                keep = u[:, lo:hi] >= np.float32(rate)
-                masks = masks.at[:, lo:hi].set(jnp.where(keep, np.float32(1.0 / (1.0 - rate)), np.float32(0.0)))
-            batch["dropout"] = masks
+    if draws.noise is not None:
+        eps = _random.normal(seed, epoch, keyed.NOISE, rows, math.prod(draws.noise))
+        batch["noise"] = eps.reshape((rows.shape[0], *draws.noise))
+    if draws.dropout:
+        u = _random.uniform(seed, epoch, keyed.DROPOUT, rows, draws.units)
+        masks = jnp.zeros_like(u)
+        for lo, hi, rate in draws.dropout:
+            keep = u[:, lo:hi] >= np.float32(rate)
+            masks = masks.at[:, lo:hi].set(jnp.where(keep, np.float32(1.0 / (1.0 - rate)), np.float32(0.0)))
+        batch["dropout"] = masks
     return batch

@@ -47,6 +47,7 @@ from xvae.backend import (
     Weights,
     broadcast,
     check_batch,
+    host_metrics,
     conditions,
     function_inputs,
 )
@@ -334,8 +335,7 @@ class TFProgram(Program):
     def loss_and_grads(self, batch: Batch) -> tuple[dict[str, float], Weights]:
         with tf.device(self.device):
             metrics, grads = self._grads(self._batch(batch))
-        return ({name: float(value.numpy()) if value.shape.rank == 0 else value.numpy() for name, value in metrics.items()},
-                _weights.to_canonical(self.spec, grads))
+        return host_metrics(self.to_numpy(metrics)), _weights.to_canonical(self.spec, grads)
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {name: np.asarray(value) for name, value in metrics.items()}

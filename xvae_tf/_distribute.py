@@ -39,7 +39,7 @@ from xvae._specs import ModelSpec
 from xvae.backend import Batch, CompileOptions, Metrics
 from xvae.losses import LossSpec
 from xvae.optim import OptimizerSpec
-from xvae_tf import _backend
+from xvae_tf import _backend, _losses
 
 __all__ = ["DataParallelProgram", "strategy_devices"]
 
@@ -126,10 +126,9 @@ class DataParallelProgram(_backend.TFProgram):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self._vars)
             per = self._loss(self.model, batch)
-            mask = batch["mask"]
-            # this replica's share of the global masked means (a vector metric keeps its axis)
-            shares = {n: (tf.reduce_sum(mask * per[n]) if per[n].shape.rank == 1
-                          else tf.linalg.matvec(per[n], mask, transpose_a=True)) / batch[TOTAL] for n in self.metric_names}
+            # this replica's share of the global masked means
+            sums = _losses.masked_sums({n: per[n] for n in self.metric_names}, batch["mask"])
+            shares = {n: total / batch[TOTAL] for n, total in sums.items()}
         return shares, tape.gradient(shares["loss"], self._vars)
 
     def _dp_train_fn(self, shards: Any, lr: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -159,11 +158,11 @@ class DataParallelProgram(_backend.TFProgram):
     def train_step(self, batch: Batch) -> Metrics:
         self._need_optimizer()
         shards, lr = self._shards(batch)
-        if self.strategy is not _MULTI_WORKER:
-            return self._dp_train(shards, lr)
         try:
             return self._dp_train(shards, lr)
         except _PEER_ERRORS as err:
+            if self.strategy is not _MULTI_WORKER:
+                raise  # one process: no peer to lose
             task = self.strategy.cluster_resolver.task_id
             why = next((line for line in err.message.splitlines() if "aborted by" in line or "timed out" in line), None)
             raise distribute.WorkerLostError.from_collective(

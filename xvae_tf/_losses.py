@@ -37,7 +37,7 @@ from xvae.losses import (
 )
 
 __all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "kl_per_latent", "log_weights", "loss_fn",
-           "masked_means"]
+           "masked_means", "masked_sums"]
 
 PerExample = dict[str, tf.Tensor]
 
@@ -185,9 +185,14 @@ def loss_fn(spec: LossSpec) -> Callable[[Any, dict[str, tf.Tensor]], PerExample]
         raise NotImplementedError(f"{type(spec).__name__} is not implemented by the tf backend") from None
 
 
-def masked_means(per_example: Mapping[str, tf.Tensor], mask: tf.Tensor) -> dict[str, tf.Tensor]:
-    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows (a
-    vector metric, (B, d), keeps its d axis)."""
-    rows = tf.reduce_sum(mask)
-    return {name: (tf.reduce_sum(mask * value) if value.shape.rank == 1 else tf.linalg.matvec(value, mask, transpose_a=True)) / rows
+def masked_sums(per_example: Mapping[str, tf.Tensor], mask: tf.Tensor) -> dict[str, tf.Tensor]:
+    """``sum(mask * v)`` for every metric: the sum over the real rows (a vector metric,
+    (B, d), keeps its d axis)."""
+    return {name: tf.reduce_sum(mask * value) if value.shape.rank == 1 else tf.linalg.matvec(value, mask, transpose_a=True)
             for name, value in per_example.items()}
+
+
+def masked_means(per_example: Mapping[str, tf.Tensor], mask: tf.Tensor) -> dict[str, tf.Tensor]:
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
+    rows = tf.reduce_sum(mask)
+    return {name: total / rows for name, total in masked_sums(per_example, mask).items()}

@@ -42,19 +42,18 @@ def gather(data: Mapping[str, tf.Tensor], call: Mapping[str, tf.Tensor], seed: t
         batch["beta"] = call["beta"]
     if "y" in data:
         batch["y"] = tf.gather(data["y"], rows)
-    if draws.noise is not None or draws.dropout:
+    if draws.noise is not None:
+        eps = _random.normal(seed, epoch, keyed.NOISE, rows, math.prod(draws.noise))
+        batch["noise"] = tf.reshape(eps, (-1, *draws.noise))
+    if draws.dropout:
+        u = _random.uniform(seed, epoch, keyed.DROPOUT, rows, draws.units)
         b = int(rows.shape[0])
-        if draws.noise is not None:
-            eps = _random.normal(seed, epoch, keyed.NOISE, rows, math.prod(draws.noise))
-            batch["noise"] = tf.reshape(eps, (b, *draws.noise))
-        if draws.dropout:
-            u = _random.uniform(seed, epoch, keyed.DROPOUT, rows, draws.units)
-            pieces, at = [], 0
-            for lo, hi, rate in draws.dropout:
-                if lo > at:
-                    pieces.append(tf.zeros((b, lo - at), tf.float32))
-                keep = u[:, lo:hi] >= np.float32(rate)
-                pieces.append(tf.where(keep, np.float32(1.0 / (1.0 - rate)), np.float32(0.0)))
-                at = hi
-            batch["dropout"] = tf.concat(pieces, axis=1)
+        pieces, at = [], 0
+        for lo, hi, rate in draws.dropout:
+            if lo > at:
+                pieces.append(tf.zeros((b, lo - at), tf.float32))
+            keep = u[:, lo:hi] >= np.float32(rate)
+            pieces.append(tf.where(keep, np.float32(1.0 / (1.0 - rate)), np.float32(0.0)))
+            at = hi
+        batch["dropout"] = tf.concat(pieces, axis=1)
     return batch

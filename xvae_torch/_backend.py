@@ -38,6 +38,7 @@ from xvae.backend import (
     RepeatCache,
     Weights,
     check_batch,
+    host_metrics,
     function_inputs,
 )
 from xvae.losses import ELBO_SPECS, LossSpec
@@ -320,8 +321,7 @@ class TorchProgram(Program):
             loss, metrics = self._loss_of(tensors)
             # autograd.grad leaves .grad and the optimizer untouched
             grads = torch.autograd.grad(loss, [self.params[n] for n in names])
-        host = {name: float(m.detach().cpu()) if m.dim() == 0 else m.detach().cpu().numpy() for name, m in metrics.items()}
-        return host, _weights.to_canonical(self.spec, grads)
+        return host_metrics(self.to_numpy(metrics)), _weights.to_canonical(self.spec, grads)
 
     def to_numpy(self, metrics: Metrics) -> dict[str, NDArray[Any]]:
         return {name: (m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m))

@@ -34,17 +34,22 @@ from xvae.losses import (
 )
 
 __all__ = ["LABEL_DTYPES", "LOSSES", "NLL", "continuous_bernoulli_log_norm", "kl_per_latent", "log_weights", "loss_fn",
-           "masked_means"]
+           "masked_means", "masked_sums"]
 
 Tensors = Mapping[str, torch.Tensor]
 LossFn = Callable[[Any, Tensors], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
+def masked_sums(per_example: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``sum(mask * v)`` for every metric: the sum over the real rows (a vector metric,
+    (B, d), keeps its d axis)."""
+    return {name: torch.dot(mask, v) if v.dim() == 1 else mask @ v for name, v in per_example.items()}
+
+
 def masked_means(per_example: Mapping[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows (a
-    vector metric, (B, d), keeps its d axis)."""
+    """``sum(mask * v) / sum(mask)`` for every metric: the mean over the real rows."""
     rows = mask.sum()
-    return {name: (torch.dot(mask, v) if v.dim() == 1 else mask @ v) / rows for name, v in per_example.items()}
+    return {name: total / rows for name, total in masked_sums(per_example, mask).items()}
 
 
 def kl_per_latent(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -54,16 +54,15 @@ def gather(data: Mapping[str, torch.Tensor], rows: torch.Tensor, seed: int, epoc
     batch = {"x": binarized(data["x"].index_select(0, rows), rows, seed, epoch, draws)}
     if "y" in data:
         batch["y"] = data["y"].index_select(0, rows)
-    if draws.noise is not None or draws.dropout:
-        if draws.noise is not None:
-            eps = _normal(seed, epoch, keyed.NOISE, rows, math.prod(draws.noise))
-            batch["noise"] = eps.reshape(rows.shape[0], *draws.noise)
-        if draws.dropout:
-            u = _uniform(seed, epoch, keyed.DROPOUT, rows, draws.units)
-            masks = torch.zeros_like(u)
-            for lo, hi, rate in draws.dropout:
-                keep = u[:, lo:hi] >= float(np.float32(rate))
-                masks[:, lo:hi] = torch.where(keep, torch.tensor(np.float32(1.0 / (1.0 - rate)), device=u.device),
-                                              torch.tensor(np.float32(0.0), device=u.device))
-            batch["dropout"] = masks
+    if draws.noise is not None:
+        eps = _normal(seed, epoch, keyed.NOISE, rows, math.prod(draws.noise))
+        batch["noise"] = eps.reshape(rows.shape[0], *draws.noise)
+    if draws.dropout:
+        u = _uniform(seed, epoch, keyed.DROPOUT, rows, draws.units)
+        masks = torch.zeros_like(u)
+        for lo, hi, rate in draws.dropout:
+            keep = u[:, lo:hi] >= float(np.float32(rate))
+            masks[:, lo:hi] = torch.where(keep, torch.tensor(np.float32(1.0 / (1.0 - rate)), device=u.device),
+                                          torch.tensor(np.float32(0.0), device=u.device))
+        batch["dropout"] = masks
     return batch

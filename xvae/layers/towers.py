@@ -83,17 +83,23 @@ def dropout_layout(towers: dict[str, list[Placed]]) -> dict[str, list[Placed]]:
     return out
 
 
+def dropout_columns(towers: dict[str, list[Placed]]) -> tuple[tuple[int, int, float], ...]:
+    """(lo, hi, rate) of every Dropout layer's columns in an example's row of masks, in order."""
+    return tuple((int(p.masks[0]), int(p.masks[1]), float(p.layer.rate))
+                 for layers in towers.values() for p in layers if p.masks is not None)
+
+
 def draw_dropout(uniform: Callable[[int], NDArray[np.float32]], towers: dict[str, list[Placed]]
                  ) -> NDArray[np.float32] | None:
     """The masks of an epoch's examples from ``uniform(units)``, float32 (n, units) uniforms over
     all Dropout layers' columns (the training loop passes ``keyed.uniform(seed, epoch, DROPOUT,
     ids, units)``); a unit is kept where the uniform is >= its layer's rate, and kept units
     hold float32(1 / (1 - rate)). None when the model has no Dropout (no draw at all)."""
-    columns = [(p.masks, p.layer.rate) for layers in towers.values() for p in layers if p.masks is not None]
+    columns = dropout_columns(towers)
     if not columns:
         return None
-    u = uniform(columns[-1][0][1])
-    for (lo, hi), rate in columns:
+    u = uniform(columns[-1][1])
+    for lo, hi, rate in columns:
         keep = u[:, lo:hi] >= np.float32(rate)
         u[:, lo:hi] = np.where(keep, np.float32(1.0 / (1.0 - rate)), np.float32(0.0))
     return u
